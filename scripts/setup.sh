@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what building and testing unearth needs on a Debian machine, idempotently:
+# - libclang (swh-graph's pthash MPH is C++ bound through bindgen), git, pkg-config;
+# - Python packages the tests use as independent references: pyarrow (reads our Parquet and
+#   ORC) and swh.model (Software Heritage's own identifier code).
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+need_apt=()
+for pkg in libclang-dev git pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import pyarrow, swh.model' >/dev/null 2>&1; then
+  echo "setup: installing pyarrow and swh.model" >&2
+  python3 -m pip install -q --disable-pip-version-check pyarrow swh.model 2>&1 | grep -v 'Running pip as the' >&2 || true
+  python3 -c 'import pyarrow, swh.model'
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo is required (rustup)" >&2; exit 1; }

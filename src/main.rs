@@ -1,0 +1,168 @@
+//! The `unearth` command line. Each subcommand parses its arguments and calls the library;
+//! all the work happens in `unearth::*`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use unearth::archive::{self, BuildOptions, RepoSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "unearth",
+    version,
+    about = "Rebuild code datasets out of the Software Heritage archive"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build and inspect Software Heritage archives made from git repositories.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Build an archive (ORC tables, compressed graph, blob store) from git repositories.
+    Build {
+        /// Output folder; replaced atomically when the build succeeds.
+        #[arg(long)]
+        out: PathBuf,
+        /// A visit: URL=PATH[@VISIT_TIME], VISIT_TIME as 2024-05-01, 2024-05-01T12:00:00Z or
+        /// Unix seconds. Repeat for several; a URL given twice is two visits of one origin.
+        #[arg(long = "repo", required = true)]
+        repos: Vec<String>,
+        /// Blobs larger than this many bytes go to skipped_content, as in SWH.
+        #[arg(long, default_value_t = archive::DEFAULT_MAX_CONTENT_SIZE)]
+        max_content_size: u64,
+        /// Rows per ORC file before a table rolls over to its next file.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows_per_file: u64,
+    },
+    /// Generate the demo repositories and metadata, and build their archive (no-op when done).
+    Demo {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print what an archive holds, loading its graph the way every phase does.
+    Info {
+        /// The archive folder.
+        dir: PathBuf,
+    },
+}
+
+fn info(dir: &std::path::Path) -> Result<()> {
+    let manifest = archive::Manifest::read(dir)
+        .with_context(|| format!("{} has no readable {}", dir.display(), archive::MANIFEST))?;
+    let layout = archive::ArchiveDir::new(dir);
+    let graph = unearth::graph::open(&layout.graph())?;
+    let s = unearth::graph::summarize(&graph);
+    println!("archive {}", dir.display());
+    println!("  graph: {} nodes, {} arcs", s.nodes, s.arcs);
+    for (ty, n) in &s.nodes_per_type {
+        println!("    {ty}: {n}");
+    }
+    println!("  origins ({}):", s.origins.len());
+    for url in &s.origins {
+        let visits: Vec<String> = manifest
+            .visits
+            .iter()
+            .filter(|v| &v.url == url)
+            .map(|v| {
+                format!(
+                    "visit {} snapshot {} ({})",
+                    v.visit,
+                    &v.snapshot[..12],
+                    v.status
+                )
+            })
+            .collect();
+        println!("    {url}: {}", visits.join("; "));
+    }
+    println!("  tables:");
+    for (t, rows) in &manifest.tables {
+        println!("    {t}: {rows} rows");
+    }
+    println!(
+        "  blobs: {} stored ({} bytes) in {}, {} skipped (too large)",
+        manifest.stored_blobs,
+        manifest.stored_blob_bytes,
+        layout.contents().display(),
+        manifest.skipped_blobs
+    );
+    let missing: usize = manifest.visits.iter().map(|v| v.missing.len()).sum();
+    if missing > 0 {
+        println!("  missing objects (referenced, not archived): {missing}");
+    }
+    let metadata = dir.join("metadata").join("part_0.parquet");
+    if metadata.exists() {
+        println!("  metadata: {}", metadata.display());
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Archive(ArchiveCommand::Build {
+            out,
+            repos,
+            max_content_size,
+            rows_per_file,
+        }) => {
+            let repos = repos
+                .iter()
+                .map(|r| RepoSpec::parse(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let started = std::time::Instant::now();
+            let opts = BuildOptions {
+                repos,
+                max_content_size,
+                rows_per_file,
+            };
+            let m = archive::build(&out, &opts, "")?;
+            eprintln!(
+                "built {} in {:.1}s: {} nodes, {} arcs, {} blobs",
+                out.display(),
+                started.elapsed().as_secs_f64(),
+                m.nodes,
+                m.arcs,
+                m.stored_blobs
+            );
+            info(&out)
+        }
+        Command::Archive(ArchiveCommand::Demo { out }) => {
+            let started = std::time::Instant::now();
+            let outcome = archive::demo::build_demo(&out)?;
+            if outcome.built {
+                eprintln!(
+                    "built the demo archive in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+            } else {
+                eprintln!("{} already holds the demo archive", out.display());
+            }
+            info(&out)
+        }
+        Command::Archive(ArchiveCommand::Info { dir }) => info(&dir),
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

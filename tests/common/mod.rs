@@ -1,0 +1,161 @@
+//! Helpers shared by the integration tests: running git (the ground truth), the unearth
+//! binary, and looking nodes up in a loaded graph.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+
+use swh_graph::graph::{SwhForwardGraph, SwhGraph, SwhGraphWithProperties, SwhLabeledForwardGraph};
+use swh_graph::labels::EdgeLabel;
+use swh_graph::SWHID;
+use unearth::graph::FullGraph;
+
+/// Runs `git` in `repo` and returns its stdout as bytes; panics with stderr on failure.
+pub fn git_bytes(repo: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        repo.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Like [`git_bytes`], as text lines.
+pub fn git_lines(repo: &Path, args: &[&str]) -> Vec<String> {
+    String::from_utf8(git_bytes(repo, args))
+        .expect("git output is UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs git with a fixed identity and dates, for building test repositories.
+pub fn git(repo: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", "/nonexistent")
+        .env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@example.org")
+        .env("GIT_COMMITTER_NAME", "Test Committer")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.org")
+        .env("GIT_AUTHOR_DATE", "2020-01-01T00:00:00+0100")
+        .env("GIT_COMMITTER_DATE", "2020-01-01T00:00:00+0100")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Creates an empty repository with `main` as its branch.
+pub fn init_repo(path: &Path) {
+    std::fs::create_dir_all(path).unwrap();
+    git(path, &["init", "-q", "-b", "main"]);
+}
+
+/// The `unearth` binary of this build.
+pub fn unearth() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_unearth"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// Refs SWH's git loader keeps, with the object each names: `(name, id)`.
+pub fn kept_refs(repo: &Path) -> Vec<(String, String)> {
+    git_lines(repo, &["for-each-ref", "--format=%(refname) %(objectname)"])
+        .into_iter()
+        .filter_map(|l| {
+            let (name, id) = l.split_once(' ')?;
+            let is_merge = name.starts_with("refs/pull/") && name.ends_with("/merge");
+            (!is_merge && !name.ends_with("^{}")).then(|| (name.to_string(), id.to_string()))
+        })
+        .collect()
+}
+
+/// Node id of a SWHID given as text; panics when absent.
+pub fn node(graph: &impl FullGraph, swhid: &str) -> usize {
+    let swhid = SWHID::from_str(swhid).unwrap_or_else(|e| panic!("{swhid}: {e}"));
+    graph
+        .properties()
+        .node_id(swhid)
+        .unwrap_or_else(|e| panic!("{swhid} is not in the graph: {e}"))
+}
+
+/// Whether the graph has a node for this SWHID.
+pub fn has_node(graph: &impl FullGraph, swhid: &str) -> bool {
+    let swhid = SWHID::from_str(swhid).unwrap();
+    graph.properties().node_id(swhid).is_ok()
+}
+
+/// SWHIDs of the successors of `n`, sorted.
+pub fn successors(graph: &impl FullGraph, n: usize) -> BTreeSet<String> {
+    graph
+        .successors(n)
+        .into_iter()
+        .map(|s| graph.properties().swhid(s).to_string())
+        .collect()
+}
+
+/// Labelled directory entries of `n`: `(name bytes, git mode, target SWHID)`.
+pub fn dir_entries(graph: &impl FullGraph, n: usize) -> BTreeSet<(Vec<u8>, u16, String)> {
+    let mut out = BTreeSet::new();
+    for (succ, labels) in graph.labeled_successors(n) {
+        let target = graph.properties().swhid(succ).to_string();
+        for label in labels {
+            if let EdgeLabel::DirEntry(e) = label {
+                let name = graph.properties().label_name(e.label_name_id());
+                let mode = e.permission().map(|p| p.to_git()).unwrap_or(0);
+                out.insert((name, mode, target.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Branches of snapshot node `n` that are arcs (aliases are not): `(name, target SWHID)`.
+pub fn branches(graph: &impl FullGraph, n: usize) -> BTreeSet<(Vec<u8>, String)> {
+    let mut out = BTreeSet::new();
+    for (succ, labels) in graph.labeled_successors(n) {
+        let target = graph.properties().swhid(succ).to_string();
+        for label in labels {
+            if let EdgeLabel::Branch(b) = label {
+                out.insert((
+                    graph.properties().label_name(b.label_name_id()),
+                    target.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A fresh temporary folder that lives as long as the value.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("unearth-test-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// `../shared/swh-example-dataset`, present on CI and the team's machines.
+pub fn shared_example() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/swh-example-dataset");
+    p.is_dir().then_some(p)
+}
