@@ -118,17 +118,48 @@ macro_rules! load_bv {
     };
 }
 
+/// Writes a Java properties file with keys in the given order and no date comment
+/// (`java_properties::write` stamps the time and takes a hash map, which would make two
+/// builds of the same input differ).
 fn write_properties(path: &Path, entries: &[(&str, String)]) -> Result<()> {
-    let map = entries
+    fn escape(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for (i, c) in s.chars().enumerate() {
+            match c {
+                '\\' | '=' | ':' | '#' | '!' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                ' ' if i == 0 => out.push_str("\\ "),
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+    let text: String = entries
         .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
+        .map(|(k, v)| format!("{}={}\n", escape(k), escape(v)))
         .collect();
-    let mut file = BufWriter::new(
-        File::create(path).with_context(|| format!("Could not create {}", path.display()))?,
-    );
-    java_properties::write(&mut file, &map)
-        .with_context(|| format!("Could not write {}", path.display()))?;
-    file.flush()?;
+    write_file(path, &text)
+}
+
+/// Rewrites every `.properties` file under `dir` with its comment lines dropped and its lines
+/// sorted. Libraries write them from hash maps with a date comment; properties files are
+/// maps, so this changes nothing for their readers and makes builds reproducible.
+fn normalize_properties(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "properties") {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("Could not read {}", path.display()))?;
+            let mut lines: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+                .collect();
+            lines.sort_unstable();
+            write_file(&path, &(lines.join("\n") + "\n"))?;
+        }
+    }
     Ok(())
 }
 
@@ -453,5 +484,6 @@ pub fn compress(orc_dir: &Path, base: &Path, tmp: &Path) -> Result<GraphSummary>
     }
     step("stats", &mut summary);
 
+    normalize_properties(base.parent().context("graph basename has a folder")?)?;
     Ok(summary)
 }

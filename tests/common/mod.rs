@@ -34,8 +34,8 @@ pub fn git_bytes(repo: &Path, args: &[&str]) -> Vec<u8> {
 
 /// Like [`git_bytes`], as text lines.
 pub fn git_lines(repo: &Path, args: &[&str]) -> Vec<String> {
-    String::from_utf8(git_bytes(repo, args))
-        .expect("git output is UTF-8")
+    // Lossy: some outputs carry file names, which need not be UTF-8.
+    String::from_utf8_lossy(&git_bytes(repo, args))
         .lines()
         .map(str::to_string)
         .collect()
