@@ -15,7 +15,8 @@ use std::process::{Command, Stdio};
 use arrow::array::{Array, AsArray};
 use common::*;
 use sha1::{Digest, Sha1};
-use swh_graph::graph::{SwhGraph, SwhGraphWithProperties};
+use swh_graph::graph::SwhGraph;
+
 use unearth::archive::{self, demo, ArchiveDir, Manifest};
 
 /// `(type, id)` of each id, by `git cat-file --batch-check`.

@@ -87,14 +87,8 @@ fn write_sorted_base64(
 
 fn store_ef(num_nodes: usize, data: &Path, offsets: &Path, ef: &Path) -> Result<()> {
     let mut pl = progress_logger!(item_name = "node", display_memory = true);
-    swh_graph::webgraph::graphs::bvgraph::store_ef_with_data(
-        num_nodes,
-        data.to_owned(),
-        offsets.to_owned(),
-        ef.to_owned(),
-        &mut pl,
-    )
-    .with_context(|| format!("Could not build {}", ef.display()))
+    swh_graph::webgraph::graphs::bvgraph::store_ef_with_data(num_nodes, data, offsets, ef, &mut pl)
+        .with_context(|| format!("Could not build {}", ef.display()))
 }
 
 fn graph_ef(base: &Path, num_nodes: usize) -> Result<()> {

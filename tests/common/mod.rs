@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 
-use swh_graph::graph::{SwhForwardGraph, SwhGraph, SwhGraphWithProperties, SwhLabeledForwardGraph};
 use swh_graph::labels::EdgeLabel;
 use swh_graph::SWHID;
 use unearth::graph::FullGraph;
