@@ -253,3 +253,70 @@ fn example_dataset_loads_by_the_same_code_path() {
         .into()
     );
 }
+
+#[test]
+fn orc_tables_have_the_export_schema_and_git_counts() {
+    let Some(example) = shared_example() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("../shared/swh-example-dataset is missing on CI");
+        }
+        eprintln!("NOT RUN: ../shared/swh-example-dataset is absent; this test did not run");
+        return;
+    };
+    let tmp = tempdir();
+    let repo = small_repo(tmp.path());
+    let out = tmp.path().join("out");
+    let o = build(
+        &out,
+        &[format!("https://example.org/s={}", repo.display())],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // pyarrow is an independent ORC reader; the example dataset is SWH's own export.
+    let script = r#"
+import sys, glob, os, pyarrow.orc as orc
+ex, ours = sys.argv[1], sys.argv[2]
+for t in sorted(os.listdir(ex)):
+    want = [(f.name, str(f.type)) for f in orc.ORCFile(glob.glob(f"{ex}/{t}/*.orc")[0]).schema]
+    files = glob.glob(f"{ours}/{t}/*.orc")
+    assert files, f"table {t} is missing"
+    for path in files:
+        got = [(f.name, str(f.type)) for f in orc.ORCFile(path).schema]
+        assert got == want, f"{t}: {got} != {want}"
+    print(t, sum(orc.ORCFile(p).nrows for p in files))
+"#;
+    let out_py = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(example.join("orc"))
+        .arg(out.join("orc"))
+        .output()
+        .unwrap();
+    assert!(
+        out_py.status.success(),
+        "pyarrow check: {}",
+        String::from_utf8_lossy(&out_py.stderr)
+    );
+    let rows: std::collections::BTreeMap<String, usize> = String::from_utf8(out_py.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (t, n) = l.split_once(' ').unwrap();
+            (t.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), 13);
+    let commits = git_lines(&repo, &["rev-list", "--all"]).len();
+    assert_eq!(rows["revision"], commits);
+    assert_eq!(rows["release"], 1);
+    assert_eq!(rows["origin"], 1);
+    // main, dev, v1 and HEAD.
+    assert_eq!(rows["snapshot_branch"], 4);
+    let blobs = git_lines(&repo, &["rev-list", "--all", "--objects"])
+        .iter()
+        .filter(|l| {
+            let id = l.split(' ').next().unwrap();
+            git_lines(&repo, &["cat-file", "-t", id]) == ["blob"]
+        })
+        .count();
+    assert_eq!(rows["content"] + rows["skipped_content"], blobs);
+}

@@ -112,6 +112,21 @@ fn check_repo(
                 let tree = git_lines(repo, &["rev-parse", &format!("{id}^{{tree}}")]);
                 expected.insert(format!("swh:1:dir:{}", tree[0]));
                 assert_eq!(successors(graph, n), expected, "successors of commit {id}");
+                let times = git_lines(repo, &["log", "-1", "--format=%at %ct", &id]);
+                let (at, ct) = times[0].split_once(' ').unwrap();
+                assert_eq!(props.author_timestamp(n), Some(at.parse().unwrap()), "{id}");
+                assert_eq!(
+                    props.committer_timestamp(n),
+                    Some(ct.parse().unwrap()),
+                    "{id}"
+                );
+                // The raw message: everything after the header's blank line.
+                let raw = git_bytes(repo, &["cat-file", "commit", &id]);
+                let body = raw
+                    .windows(2)
+                    .position(|w| w == b"\n\n")
+                    .map(|i| raw[i + 2..].to_vec());
+                assert_eq!(props.message(n), body, "message of {id}");
             }
             "tree" => {
                 let n = node(graph, &format!("swh:1:dir:{id}"));

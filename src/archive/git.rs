@@ -199,6 +199,21 @@ fn offset_minutes(raw: &[u8]) -> i16 {
     sign * (n(0..2) * 60 + n(2..4))
 }
 
+/// Number of objects in a version-2 pack index: the last entry of its fan-out table.
+fn idx_object_count(path: &Path) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut header = [0u8; 8];
+    f.read_exact(&mut header).ok()?;
+    if header != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+        return None;
+    }
+    f.seek(SeekFrom::Start(8 + 255 * 4)).ok()?;
+    let mut last = [0u8; 4];
+    f.read_exact(&mut last).ok()?;
+    Some(u32::from_be_bytes(last) as u64)
+}
+
 /// One repository opened for reading.
 pub struct GitRepo {
     repo: gix::Repository,
@@ -223,6 +238,34 @@ impl GitRepo {
             }
         })?;
         Ok(Self { repo })
+    }
+
+    /// An upper bound of the objects the repository holds (packed plus loose, reachable or
+    /// not), read from pack index headers and the loose object folders: cheap, and enough
+    /// to give the progress logger an ETA.
+    pub fn object_count_estimate(&self) -> u64 {
+        let objects = self.repo.objects.store_ref().path().to_owned();
+        let mut count = 0u64;
+        let Ok(dirs) = std::fs::read_dir(&objects) else {
+            return 0;
+        };
+        for dir in dirs.flatten() {
+            let name = dir.file_name();
+            let name = name.to_string_lossy();
+            if name.len() == 2 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+                count += std::fs::read_dir(dir.path())
+                    .map(|d| d.count() as u64)
+                    .unwrap_or(0);
+            }
+        }
+        if let Ok(packs) = std::fs::read_dir(objects.join("pack")) {
+            for pack in packs.flatten() {
+                if pack.path().extension().is_some_and(|e| e == "idx") {
+                    count += idx_object_count(&pack.path()).unwrap_or(0);
+                }
+            }
+        }
+        count
     }
 
     /// The snapshot branches of the repository as SWH's loader records them.

@@ -309,7 +309,18 @@ pub fn build_into(dir: &Path, opts: &BuildOptions, note: &str) -> Result<Manifes
     let mut seen = HashSet::new();
     let mut snapshots = HashSet::new();
     let mut records = Vec::new();
-    let mut pl = progress_logger!(item_name = "object", display_memory = true);
+    // Upper bound of what will be read (objects shared by forks count once per repository).
+    let expected: u64 = opts
+        .repos
+        .iter()
+        .filter_map(|s| git::GitRepo::open(&s.path).ok())
+        .map(|r| r.object_count_estimate())
+        .sum();
+    let mut pl = progress_logger!(
+        item_name = "object",
+        display_memory = true,
+        expected_updates = Some(expected as usize)
+    );
     pl.start("Reading git objects");
     let mut last_url = None;
     let mut visit_no = 0u32;
