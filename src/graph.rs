@@ -13,6 +13,29 @@ use swh_graph::NodeType;
 /// [`SwhFullGraph`](swh_graph::graph::SwhFullGraph), which is what [`open`] returns.
 pub use swh_graph::graph::SwhFullGraph as FullGraph;
 
+/// `base` with `suffix` appended to its file name (`graph` + `.properties`).
+pub fn suffixed(base: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(suffix);
+    std::path::PathBuf::from(s)
+}
+
+/// Number of nodes of the graph at `base`, from its `.properties`.
+pub fn num_nodes(base: &Path) -> Result<usize, GraphError> {
+    let err = |reason: String| GraphError {
+        basename: base.display().to_string(),
+        reason,
+    };
+    let path = suffixed(base, ".properties");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "nodes")
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .ok_or_else(|| err(format!("no nodes= line in {}", path.display())))
+}
+
 /// Errors of graph loading.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot load the compressed graph {basename}: {reason}")]

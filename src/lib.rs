@@ -6,7 +6,17 @@
 //! its bytes, turning every hop of the graph into a sequential pass over a file.
 //!
 //! This crate is organised by pipeline phase; see `ARCHITECTURE.md` for the whole design.
-//! What exists today:
+//! The phases that resolve rows to contents, each a module with a typed input and output,
+//! run by [`pipeline`] with checkpoints in a work directory ([`checkpoint`], [`config`]):
+//!
+//! 1. [`plan`]: read and validate metadata, group rows by (repo, prefix);
+//! 2. [`scan`]: one sequential pass over revision nodes against a prefix bit-vector;
+//! 3. [`origins`]: which candidate revision belongs to the repository's origin;
+//! 4. [`reach`]: directories reachable to the depth the paths need;
+//! 5. [`labels`]: one ordered pass over the labels file, keeping requested names;
+//! 6. [`walk`]: every row down its path, and the `resolved` output.
+//!
+//! [`verify`] re-resolves a sample by random access. Around them:
 //!
 //! - [`archive`]: builds real SWH archives (export ORC tables, compressed graph, blob store)
 //!   from local git repositories, the ground truth every other phase is tested against,
@@ -17,5 +27,16 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod checkpoint;
+pub mod config;
 pub mod graph;
 pub mod hashes;
+pub mod labels;
+pub mod origins;
+pub mod pipeline;
+pub mod plan;
+pub mod reach;
+pub mod scan;
+pub mod table;
+pub mod verify;
+pub mod walk;

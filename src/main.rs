@@ -25,6 +25,70 @@ enum Command {
     /// Build and inspect Software Heritage archives made from git repositories.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Run every phase in order, skipping those whose checkpoint is current.
+    Run(ConfigArg),
+    /// Phase 1: read and validate the metadata, group rows by (repo, prefix).
+    Plan(ConfigArg),
+    /// Phase 2: one sequential scan of revision nodes for the requested prefixes.
+    Scan(ConfigArg),
+    /// Phase 3: decide which candidate revision belongs to each repository's origin.
+    Match(ConfigArg),
+    /// Phase 4: mark the directories the paths need, below each winning revision.
+    Reach(ConfigArg),
+    /// Phase 5: one ordered pass over the labels file, keeping requested names.
+    Labels(ConfigArg),
+    /// Phase 6: walk every row down its path and write the resolved output.
+    Walk(ConfigArg),
+    /// Re-resolve a random sample of rows by random access and compare.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Rows to check.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
+        /// Seed of the sample.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The run's TOML configuration (see configs/).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+fn pipeline(arg: &ConfigArg) -> Result<unearth::pipeline::Pipeline> {
+    let config = unearth::config::Config::load(&arg.config)?;
+    Ok(unearth::pipeline::Pipeline::open(config)?)
+}
+
+fn report(outcomes: &[unearth::pipeline::PhaseOutcome], p: &unearth::pipeline::Pipeline) {
+    for o in outcomes {
+        eprintln!(
+            "{:<7} {} ({:.2}s)",
+            o.phase,
+            if o.ran {
+                "done"
+            } else {
+                "skipped, checkpoint current"
+            },
+            o.manifest.seconds
+        );
+    }
+    if let Some(walk) = outcomes.iter().find(|o| o.phase == "walk") {
+        println!(
+            "rows: {}",
+            walk.manifest.counts.get("rows").copied().unwrap_or(0)
+        );
+        for (k, v) in &walk.manifest.counts {
+            if let Some(status) = k.strip_prefix("status_") {
+                println!("  {status}: {v}");
+            }
+        }
+        println!("resolved: {}", p.workdir().phase_dir("walk").display());
+    }
 }
 
 #[derive(Subcommand)]
@@ -151,6 +215,59 @@ fn run(cli: Cli) -> Result<()> {
             info(&out)
         }
         Command::Archive(ArchiveCommand::Info { dir }) => info(&dir),
+        Command::Run(arg) => {
+            let p = pipeline(&arg)?;
+            let outcomes = p.run_all()?;
+            report(&outcomes, &p);
+            Ok(())
+        }
+        Command::Plan(arg)
+        | Command::Scan(arg)
+        | Command::Match(arg)
+        | Command::Reach(arg)
+        | Command::Labels(arg)
+        | Command::Walk(arg) => {
+            let phase = std::env::args().nth(1).unwrap_or_default();
+            let p = pipeline(&arg)?;
+            let outcome = p.run_phase(&phase)?;
+            report(&[outcome], &p);
+            Ok(())
+        }
+        Command::Verify {
+            config,
+            sample,
+            seed,
+        } => {
+            let cfg = unearth::config::Config::load(&config.config)?;
+            let p = unearth::pipeline::Pipeline::open(cfg.clone())?;
+            let dir = p.workdir().phase_dir("walk");
+            anyhow::ensure!(
+                dir.is_dir(),
+                "no resolved output in {}: run the pipeline first",
+                dir.display()
+            );
+            let graph = unearth::graph::open(&cfg.graph)?;
+            let r =
+                unearth::verify::verify(&graph, &dir, &cfg.options.url_templates, sample, seed)?;
+            println!(
+                "sampled {}, agreed {}, disagreed {}",
+                r.sampled,
+                r.agreed,
+                r.disagreements.len()
+            );
+            for (status, n) in &r.unchecked {
+                println!("  not re-checked: {n} rows with status {status}");
+            }
+            for d in &r.disagreements {
+                println!("  DISAGREE {d}");
+            }
+            anyhow::ensure!(
+                r.disagreements.is_empty(),
+                "{} rows disagree",
+                r.disagreements.len()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -32,9 +32,21 @@ pub const SEED: u64 = 20_261_121;
 /// Size cap of the demo archive: `beta/assets/big.bin` is above it.
 pub const MAX_CONTENT_SIZE: u64 = 64 * 1024;
 
+/// Name of the demo's run configuration, at the top of the demo folder.
+pub const CONFIG: &str = "unearth.toml";
+
+/// The demo's run configuration: paths are relative to the demo folder.
+const DEMO_CONFIG: &str = "# unearth run --config <demo>/unearth.toml\n\
+graph = \"graph/graph\"\n\
+metadata = \"metadata/part_0.parquet\"\n\
+workdir = \"work\"\n\
+\n\
+[options]\n\
+url_templates = [\"https://github.com/{slug}\"]\n";
+
 /// Stamp identifying this demo in the manifest: a rerun with the same stamp is a no-op.
 pub fn stamp() -> String {
-    format!("unearth demo v1 seed {SEED}")
+    format!("unearth demo v2 seed {SEED}")
 }
 
 /// One entry of a commit's file tree.
@@ -840,6 +852,8 @@ pub fn build_demo(out: &Path) -> Result<DemoOutcome, ArchiveError> {
     let path = root.join(super::MANIFEST);
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     write_metadata(&root.join("metadata"), &demo.rows)?;
+    let config = root.join(CONFIG);
+    std::fs::write(&config, DEMO_CONFIG).map_err(|e| ArchiveError::io(&config, e))?;
     std::fs::write(&path, text + "\n").map_err(|e| ArchiveError::io(&path, e))?;
     staging.commit()?;
     Ok(DemoOutcome {

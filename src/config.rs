@@ -1,0 +1,126 @@
+//! The TOML configuration of a run.
+//!
+//! ```toml
+//! graph = "archive/graph/graph"          # basename of the compressed graph
+//! metadata = "archive/metadata"          # a Parquet file, a folder of part_*.parquet, or a glob
+//! workdir = "work"                       # checkpoints and outputs
+//!
+//! [options]
+//! threads = 0                            # 0: all cores
+//! origin_search_budget = 100000          # nodes one origin-match search may visit
+//! url_templates = ["https://github.com/{slug}"]
+//! ```
+//!
+//! Relative paths are relative to the folder of the configuration file, so a configuration
+//! can travel with its data.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a configuration.
+    #[error("invalid config {path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Options of the phases, all with defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// Nodes the origin-match search may visit for one (repo, prefix) pair before it gives up
+    /// (the pair then gets `commit_not_in_origin`, flagged as budget-limited).
+    pub origin_search_budget: usize,
+    /// Origin URLs tried for a repo slug; `{slug}` is replaced by the row's `repo`.
+    /// Each is also tried with a `.git` suffix and in lower case.
+    pub url_templates: Vec<String>,
+    /// Gap, in bytes, under which two byte ranges of the labels file are read as one.
+    pub label_merge_gap: u64,
+    /// Fraction of the labels file above which the label pass reads the whole file
+    /// sequentially instead of ranges.
+    pub label_dense_fraction: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            origin_search_budget: 100_000,
+            url_templates: vec!["https://github.com/{slug}".to_string()],
+            label_merge_gap: 64 << 10,
+            label_dense_fraction: 0.5,
+        }
+    }
+}
+
+/// A run's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Basename of the compressed graph (`.../graph` for `.../graph.graph`).
+    pub graph: PathBuf,
+    /// Metadata input: one Parquet file, a folder of `part_*.parquet`, or a glob.
+    pub metadata: PathBuf,
+    /// Work directory: checkpoints of each phase and the outputs.
+    pub workdir: PathBuf,
+    /// Phase options.
+    #[serde(default)]
+    pub options: Options,
+}
+
+impl Config {
+    /// Reads `path`, resolving relative paths against its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string().trim().replace('\n', " "),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut config.graph, &mut config.metadata, &mut config.workdir] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if config.options.url_templates.is_empty()
+            || config
+                .options
+                .url_templates
+                .iter()
+                .any(|t| !t.contains("{slug}"))
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                reason: "options.url_templates must be non-empty and each contain {slug}".into(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// A stable hash of the options, recorded in checkpoints so that a changed option redoes
+    /// the phases it affects.
+    pub fn options_hash(&self) -> String {
+        let text = serde_json::to_string(&self.options).expect("options serialise");
+        crate::hashes::hex(&crate::hashes::git_object_id("options", text.as_bytes()))
+    }
+}

@@ -1,0 +1,400 @@
+//! Running the phases in order, each from its checkpointed inputs.
+//!
+//! A phase's inputs are fingerprinted (input files, the manifests of the phases it reads,
+//! the options); when its checkpoint records the same fingerprints it is skipped, otherwise
+//! it is redone, which changes its manifest and so redoes the phases after it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::checkpoint::{self, GraphFingerprint, PhaseManifest, Workdir};
+use crate::config::Config;
+use crate::{labels, origins, plan, reach, scan, table, walk};
+
+/// The phases, in order.
+pub const PHASES: [&str; 6] = ["plan", "scan", "match", "reach", "labels", "walk"];
+
+/// Version of every phase's output format; bump to invalidate old checkpoints.
+const VERSION: u32 = 1;
+
+/// Errors of a run.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Checkpoint handling failed (including: work directory of another graph).
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// The plan failed (bad metadata).
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    /// The scan failed.
+    #[error(transparent)]
+    Scan(#[from] scan::ScanError),
+    /// A phase table could not be read or written.
+    #[error(transparent)]
+    Table(#[from] table::TableError),
+    /// The label pass failed.
+    #[error(transparent)]
+    Labels(#[from] labels::LabelError),
+    /// The graph could not be loaded.
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
+    /// A phase was asked for before the phases it needs.
+    #[error("phase {phase} needs phase {needs} to be done first (run `unearth {needs}` or `unearth run`)")]
+    Missing {
+        /// The phase asked for.
+        phase: String,
+        /// The phase it needs.
+        needs: String,
+    },
+    /// An unknown phase name.
+    #[error("unknown phase {0:?}; phases are {PHASES:?}")]
+    UnknownPhase(String),
+    /// I/O on a phase output.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// What happened to one phase.
+#[derive(Debug, Clone)]
+pub struct PhaseOutcome {
+    /// Phase name.
+    pub phase: &'static str,
+    /// False when the checkpoint was reused.
+    pub ran: bool,
+    /// Its manifest.
+    pub manifest: PhaseManifest,
+}
+
+/// A run of the pipeline on one configuration.
+pub struct Pipeline {
+    config: Config,
+    workdir: Workdir,
+}
+
+fn needs(wd: &Workdir, phase: &str, dep: &str) -> Result<PhaseManifest, PipelineError> {
+    wd.manifest(dep)?.ok_or_else(|| PipelineError::Missing {
+        phase: phase.to_string(),
+        needs: dep.to_string(),
+    })
+}
+
+impl Pipeline {
+    /// Opens the work directory of `config`, refusing one made from another graph.
+    pub fn open(config: Config) -> Result<Self, PipelineError> {
+        let fp = GraphFingerprint::of(&config.graph)?;
+        let workdir = Workdir::open(&config.workdir, fp)?;
+        Ok(Self { config, workdir })
+    }
+
+    /// The work directory.
+    pub fn workdir(&self) -> &Workdir {
+        &self.workdir
+    }
+
+    /// Runs every phase in order.
+    pub fn run_all(&self) -> Result<Vec<PhaseOutcome>, PipelineError> {
+        PHASES.iter().map(|p| self.run_phase(p)).collect()
+    }
+
+    /// The inputs fingerprint of `phase`, from its dependencies' manifests.
+    fn inputs(&self, phase: &str) -> Result<BTreeMap<String, String>, PipelineError> {
+        let mut inputs = BTreeMap::new();
+        let deps: &[&str] = match phase {
+            "plan" => {
+                for f in plan::input_files(&self.config.metadata)? {
+                    inputs.insert(
+                        format!("metadata:{}", f.display()),
+                        checkpoint::file_fingerprint(&f)?,
+                    );
+                }
+                &[]
+            }
+            "scan" => &["plan"],
+            "match" => &["plan", "scan"],
+            "reach" => &["plan", "match"],
+            "labels" => &["plan", "reach"],
+            "walk" => &["plan", "match", "labels"],
+            other => return Err(PipelineError::UnknownPhase(other.to_string())),
+        };
+        for d in deps {
+            inputs.insert(format!("phase:{d}"), needs(&self.workdir, phase, d)?.id());
+        }
+        if matches!(phase, "match" | "labels") {
+            inputs.insert("options".into(), self.config.options_hash());
+        }
+        Ok(inputs)
+    }
+
+    /// Runs `phase` unless its checkpoint is current.
+    pub fn run_phase(&self, phase: &str) -> Result<PhaseOutcome, PipelineError> {
+        let phase: &'static str = PHASES
+            .iter()
+            .find(|p| **p == phase)
+            .ok_or_else(|| PipelineError::UnknownPhase(phase.to_string()))?;
+        let inputs = self.inputs(phase)?;
+        if let Some(manifest) = self.workdir.done(phase, VERSION, &inputs)? {
+            log::info!("phase {phase}: checkpoint is current, skipped");
+            return Ok(PhaseOutcome {
+                phase,
+                ran: false,
+                manifest,
+            });
+        }
+        log::info!("phase {phase}: running");
+        if self.config.options.threads > 0 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.config.options.threads)
+                .build()
+                .expect("thread pool");
+            return pool.install(|| self.execute(phase, inputs));
+        }
+        self.execute(phase, inputs)
+    }
+
+    fn dir(&self, phase: &str) -> std::path::PathBuf {
+        self.workdir.phase_dir(phase)
+    }
+
+    fn execute(
+        &self,
+        phase: &'static str,
+        inputs: BTreeMap<String, String>,
+    ) -> Result<PhaseOutcome, PipelineError> {
+        let staging = self.workdir.begin(phase)?;
+        let out = staging.path().to_owned();
+        let base = &self.config.graph;
+        let opts = &self.config.options;
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        match phase {
+            "plan" => {
+                let c = plan::run(&self.config.metadata, &out)?;
+                counts.insert("rows".into(), c.rows);
+                counts.insert("rejected".into(), c.rejected);
+                counts.insert("pairs".into(), c.pairs);
+                counts.insert("paths".into(), c.paths);
+            }
+            "scan" => {
+                let p = plan::Plan::load(&self.dir("plan"))?;
+                let set = scan::PrefixSet::new(p.pairs.iter().map(|(_, prefix)| prefix.as_str()));
+                let c = scan::run(base, &set, &out)?;
+                counts.insert("nodes".into(), c.nodes);
+                counts.insert("revisions".into(), c.revisions);
+                counts.insert("bucket_hits".into(), c.bucket_hits);
+                counts.insert("candidates".into(), c.candidates);
+                counts.insert("bucket_bits".into(), set.bucket_bits() as u64);
+            }
+            "match" => {
+                let p = plan::Plan::load(&self.dir("plan"))?;
+                let cand_path = self.dir("scan").join("candidates.parquet");
+                let cands = table::read(&cand_path)?;
+                let nodes = table::u64s(&cands, &cand_path, "node")?;
+                let ids = table::strings(&cands, &cand_path, "sha1_git")?;
+                let candidates: Vec<(u64, String)> = nodes
+                    .into_iter()
+                    .zip(ids)
+                    .map(|(n, i)| (n, i.unwrap_or_default()))
+                    .collect();
+                let mut pair_paths: Vec<Vec<&str>> = vec![Vec::new(); p.pairs.len()];
+                for (&pair, &path) in p.row_pair.iter().zip(&p.row_path) {
+                    if pair != u32::MAX {
+                        pair_paths[pair as usize].push(p.paths[path as usize].as_str());
+                    }
+                }
+                for v in &mut pair_paths {
+                    v.sort_unstable();
+                    v.dedup();
+                }
+                let graph = crate::graph::open(base)?;
+                let matches = origins::match_all(
+                    &graph,
+                    &p.pairs,
+                    &pair_paths,
+                    &candidates,
+                    &opts.url_templates,
+                    opts.origin_search_budget,
+                );
+                for m in &matches {
+                    *counts.entry(format!("pairs_{}", m.status)).or_default() += 1;
+                    if m.budget_hit {
+                        *counts.entry("budget_hit".into()).or_default() += 1;
+                    }
+                    if m.in_origin > 1 {
+                        *counts
+                            .entry("pairs_with_several_candidates_in_origin".into())
+                            .or_default() += 1;
+                    }
+                }
+                if let Some(n) = counts.get("budget_hit") {
+                    log::warn!(
+                        "origin match: {n} pairs hit the search budget ({}); raise options.origin_search_budget",
+                        opts.origin_search_budget
+                    );
+                }
+                table::write(&out.join("pairs.parquet"), origins::columns(&matches))?;
+            }
+            "reach" => {
+                let p = plan::Plan::load(&self.dir("plan"))?;
+                let pairs = walk::load_pairs(&self.dir("match").join("pairs.parquet"))?;
+                let mut depth = vec![0usize; pairs.len()];
+                for (&pair, &path) in p.row_pair.iter().zip(&p.row_path) {
+                    if pair != u32::MAX {
+                        let k = p.paths[path as usize].split('/').count();
+                        depth[pair as usize] = depth[pair as usize].max(k);
+                    }
+                }
+                let roots: Vec<(usize, usize)> = pairs
+                    .iter()
+                    .zip(&depth)
+                    .filter_map(|(pr, &d)| pr.root.map(|r| (r as usize, d)))
+                    .collect();
+                let graph = crate::graph::open(base)?;
+                let (bits, count) = reach::reachable(&graph, &roots);
+                let path = out.join("dirs.bits");
+                reach::write_bits(&path, &bits.into_words()).map_err(|source| {
+                    PipelineError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?;
+                counts.insert("roots".into(), roots.len() as u64);
+                counts.insert("directories".into(), count);
+            }
+            "labels" => {
+                let p = plan::Plan::load(&self.dir("plan"))?;
+                let mut comps: Vec<&str> = p.paths.iter().flat_map(|x| x.split('/')).collect();
+                comps.sort_unstable();
+                comps.dedup();
+                let names = labels::name_ids(base, comps.iter().copied())?;
+                let mut wanted: Vec<u64> = names.values().copied().collect();
+                wanted.sort_unstable();
+                wanted.dedup();
+                let bits_path = self.dir("reach").join("dirs.bits");
+                let bits = reach::Bits::read(&bits_path).map_err(|source| PipelineError::Io {
+                    path: bits_path.display().to_string(),
+                    source,
+                })?;
+                let (entries, st) = labels::pass(
+                    base,
+                    &bits,
+                    &wanted,
+                    opts.label_merge_gap,
+                    opts.label_dense_fraction,
+                )?;
+                write_entries(&out, &entries, &names)?;
+                counts.insert("components".into(), comps.len() as u64);
+                counts.insert("components_in_graph".into(), names.len() as u64);
+                counts.insert("directories".into(), st.dirs);
+                counts.insert("arcs".into(), st.arcs);
+                counts.insert("kept".into(), st.kept);
+                counts.insert("bytes_read".into(), st.bytes_read);
+                counts.insert("file_bytes".into(), st.file_bytes);
+                counts.insert("batches".into(), st.batches);
+                counts.insert("dense".into(), st.dense as u64);
+            }
+            "walk" => {
+                let p = plan::Plan::load(&self.dir("plan"))?;
+                let pairs = walk::load_pairs(&self.dir("match").join("pairs.parquet"))?;
+                let (entries, names) = read_entries(&self.dir("labels"))?;
+                let results = walk::resolve(base, &p, &pairs, &names, &entries)?;
+                let by_status = walk::write_resolved(&p, &pairs, &results, &out)?;
+                for (s, n) in by_status {
+                    counts.insert(format!("status_{s}"), n);
+                }
+                counts.insert("rows".into(), results.len() as u64);
+            }
+            _ => unreachable!("checked by run_phase"),
+        }
+        let manifest = staging.commit(VERSION, inputs, counts)?;
+        log::info!("phase {phase}: done in {:.2}s", manifest.seconds);
+        Ok(PhaseOutcome {
+            phase,
+            ran: true,
+            manifest,
+        })
+    }
+}
+
+fn write_entries(
+    out: &Path,
+    entries: &[labels::Entry],
+    names: &HashMap<String, u64>,
+) -> Result<(), PipelineError> {
+    use arrow::array::{ArrayRef, StringArray, UInt64Array, UInt8Array};
+    use std::sync::Arc;
+    table::write(
+        &out.join("entries.parquet"),
+        vec![
+            (
+                "dir",
+                Arc::new(UInt64Array::from_iter_values(entries.iter().map(|e| e.dir))) as ArrayRef,
+            ),
+            (
+                "name_id",
+                Arc::new(UInt64Array::from_iter_values(
+                    entries.iter().map(|e| e.name_id),
+                )),
+            ),
+            (
+                "perm",
+                Arc::new(UInt8Array::from_iter_values(entries.iter().map(|e| e.perm))),
+            ),
+            (
+                "target",
+                Arc::new(UInt64Array::from_iter_values(
+                    entries.iter().map(|e| e.target),
+                )),
+            ),
+        ],
+    )?;
+    let mut list: Vec<(&String, &u64)> = names.iter().collect();
+    list.sort();
+    table::write(
+        &out.join("names.parquet"),
+        vec![
+            (
+                "name",
+                Arc::new(StringArray::from_iter_values(
+                    list.iter().map(|(n, _)| n.as_str()),
+                )) as ArrayRef,
+            ),
+            (
+                "name_id",
+                Arc::new(UInt64Array::from_iter_values(list.iter().map(|(_, i)| **i))),
+            ),
+        ],
+    )?;
+    Ok(())
+}
+
+fn read_entries(dir: &Path) -> Result<(Vec<labels::Entry>, HashMap<String, u64>), PipelineError> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::UInt8Type;
+    let path = dir.join("entries.parquet");
+    let b = table::read(&path)?;
+    let dirs = table::u64s(&b, &path, "dir")?;
+    let names_ = table::u64s(&b, &path, "name_id")?;
+    let targets = table::u64s(&b, &path, "target")?;
+    let perm_col = table::column(&b, &path, "perm")?;
+    let perms = perm_col.as_primitive::<UInt8Type>();
+    let entries = (0..b.num_rows())
+        .map(|i| labels::Entry {
+            dir: dirs[i],
+            name_id: names_[i],
+            perm: perms.value(i),
+            target: targets[i],
+        })
+        .collect();
+    let npath = dir.join("names.parquet");
+    let nb = table::read(&npath)?;
+    let names: HashMap<String, u64> = table::strings(&nb, &npath, "name")?
+        .into_iter()
+        .zip(table::u64s(&nb, &npath, "name_id")?)
+        .map(|(n, i)| (n.unwrap_or_default(), i))
+        .collect();
+    Ok((entries, names))
+}
