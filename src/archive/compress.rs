@@ -157,6 +157,20 @@ fn normalize_properties(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Gives every empty `*.property.*.bin` file one byte. swh-graph memory-maps every
+/// property file, and an empty file (no release gives an empty `tag_name.bin`) cannot be
+/// mapped; no offset ever points into the padding, so readers see the same values.
+fn pad_empty_properties(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.contains(".property.") && std::fs::metadata(&path)?.len() == 0 {
+            write_file(&path, "\n")?;
+        }
+    }
+    Ok(())
+}
+
 /// Compresses the ORC tables under `orc_dir` into a graph with basename `base`
 /// (`base.graph`, `base-transposed.graph`, `base-labelled.labels`, ...). `tmp` holds the
 /// intermediate graphs and is left for the caller to remove.
@@ -478,6 +492,8 @@ pub fn compress(orc_dir: &Path, base: &Path, tmp: &Path) -> Result<GraphSummary>
     }
     step("stats", &mut summary);
 
-    normalize_properties(base.parent().context("graph basename has a folder")?)?;
+    let dir = base.parent().context("graph basename has a folder")?;
+    normalize_properties(dir)?;
+    pad_empty_properties(dir)?;
     Ok(summary)
 }

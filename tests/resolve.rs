@@ -1,0 +1,563 @@
+//! The resolution pipeline against git: every resolvable row's content id must equal
+//! `git rev-parse <commit>:<path>`, every other row must carry the right status.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, StringArray};
+use common::*;
+use unearth::archive::{self, BuildOptions, RepoSpec};
+use unearth::config::Config;
+use unearth::pipeline::Pipeline;
+
+/// A row of the resolved output.
+#[derive(Debug, Clone)]
+struct Resolved {
+    repo: String,
+    commit_id: String,
+    rel_path: String,
+    status: String,
+    revision: Option<String>,
+    sha1_git: Option<String>,
+    origin_url: Option<String>,
+}
+
+fn read_resolved(workdir: &Path) -> Vec<Resolved> {
+    let dir = workdir.join("walk");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let b = unearth::table::read(&f).unwrap();
+        let s = |n: &str| unearth::table::strings(&b, &f, n).unwrap();
+        let (repo, commit, path, status, rev, sha, url) = (
+            s("repo"),
+            s("commit_id"),
+            s("rel_path"),
+            s("status"),
+            s("revision"),
+            s("sha1_git"),
+            s("origin_url"),
+        );
+        for i in 0..b.num_rows() {
+            out.push(Resolved {
+                repo: repo[i].clone().unwrap_or_default(),
+                commit_id: commit[i].clone().unwrap_or_default(),
+                rel_path: path[i].clone().unwrap_or_default(),
+                status: status[i].clone().unwrap(),
+                revision: rev[i].clone(),
+                sha1_git: sha[i].clone(),
+                origin_url: url[i].clone(),
+            });
+        }
+    }
+    out
+}
+
+fn write_metadata(path: &Path, rows: &[(&str, &str, &str)]) {
+    unearth::table::write(
+        path,
+        vec![
+            (
+                "repo",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+            ),
+            (
+                "commit_id",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+            ),
+            (
+                "rel_path",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            ),
+            (
+                "score",
+                Arc::new(Int64Array::from_iter_values(0..rows.len() as i64)),
+            ),
+        ],
+    )
+    .unwrap();
+}
+
+fn write_config(dir: &Path, graph: &Path, metadata: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("run.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "graph = {:?}\nmetadata = {:?}\nworkdir = {:?}\n\n[options]\n{extra}\n",
+            graph.display().to_string(),
+            metadata.display().to_string(),
+            dir.join("work").display().to_string()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(config: &Path) -> Vec<unearth::pipeline::PhaseOutcome> {
+    let p = Pipeline::open(Config::load(config).unwrap()).unwrap();
+    p.run_all().unwrap()
+}
+
+/// `git rev-parse commit:path`, or None.
+fn rev_parse(repo: &Path, spec: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-parse", "-q", "--verify", spec])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string())
+}
+
+fn commit_tree(repo: &Path, files: &[(&[u8], &[u8])], parent: Option<&str>, msg: &str) -> String {
+    // Builds the index from scratch with plumbing, so names can be any bytes.
+    let index = repo.join(".git/test-index");
+    let _ = std::fs::remove_file(&index);
+    for (name, data) in files {
+        let blob_file = repo.join(".git/test-blob");
+        std::fs::write(&blob_file, data).unwrap();
+        let blob = git_lines(repo, &["hash-object", "-w", blob_file.to_str().unwrap()])[0].clone();
+        let mut info = std::ffi::OsString::from(format!("100644,{blob},"));
+        info.push(OsStr::from_bytes(name));
+        let st = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .env("GIT_INDEX_FILE", &index)
+            .args([
+                OsStr::new("update-index"),
+                OsStr::new("--add"),
+                OsStr::new("--cacheinfo"),
+                &info,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let tree = String::from_utf8(
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .env("GIT_INDEX_FILE", &index)
+            .arg("write-tree")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let mut args = vec!["commit-tree".to_string(), tree, "-m".into(), msg.into()];
+    if let Some(p) = parent {
+        args.extend(["-p".into(), p.into()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(&args)
+        .env("GIT_AUTHOR_NAME", "T")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "T")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .env("GIT_AUTHOR_DATE", "2021-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2021-01-01T00:00:00Z")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn demo_rows_resolve_as_expected_and_verify_agrees() {
+    let tmp = tempdir();
+    let out = tmp.path().join("demo");
+    archive::demo::build_demo(&out).unwrap();
+    let config = out.join(archive::demo::CONFIG);
+    run(&config);
+    let rows = read_resolved(&out.join("work"));
+    let exp = unearth::table::read(&out.join("metadata/expected.parquet")).unwrap();
+    let ep = out.join("metadata/expected.parquet");
+    let status = unearth::table::strings(&exp, &ep, "expected_status").unwrap();
+    let sha = unearth::table::strings(&exp, &ep, "expected_sha1_git").unwrap();
+    let rev = unearth::table::strings(&exp, &ep, "expected_revision").unwrap();
+    assert_eq!(rows.len(), exp.num_rows(), "every input row appears once");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(Some(&r.status), status[i].as_ref(), "row {i}: {r:?}");
+        if sha[i].is_some() {
+            assert_eq!(r.sha1_git, sha[i], "row {i}");
+        }
+        if rev[i].is_some() && r.status != "invalid" {
+            assert_eq!(r.revision, rev[i], "row {i}");
+        }
+    }
+    let o = unearth()
+        .args(["verify", "--sample", "1000", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("disagreed 0"), "{text}");
+}
+
+/// A repository whose linear history holds two commits sharing a 4-hex prefix, each with a
+/// file of its own; returns (repo, [(commit, own file)] of the colliding pair, all commits).
+fn colliding_repo(dir: &Path) -> (PathBuf, [(String, String); 2], Vec<String>) {
+    let repo = dir.join("collide");
+    init_repo(&repo);
+    let mut commits: Vec<String> = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut parent: Option<String> = None;
+    for i in 0..5000 {
+        let name = format!("n-{i}.txt");
+        let c = commit_tree(
+            &repo,
+            &[
+                (name.as_bytes(), format!("{i}\n").as_bytes()),
+                (b"common.txt", b"same\n"),
+            ],
+            parent.as_deref(),
+            &format!("commit {i}"),
+        );
+        commits.push(c.clone());
+        if let Some(&j) = seen.get(&c[..4]) {
+            git(&repo, &["update-ref", "refs/heads/main", &c]);
+            let pair = [(commits[j].clone(), format!("n-{j}.txt")), (c, name)];
+            return (repo, pair, commits);
+        }
+        seen.insert(c[..4].to_string(), i);
+        parent = Some(c);
+    }
+    panic!("no 4-hex collision in 5000 commits");
+}
+
+#[test]
+fn git_built_archive_resolves_like_git() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let (collide, pair, history) = colliding_repo(t);
+    let prefix = &pair[0].0[..4];
+
+    // A fork of collide with a commit of its own.
+    let fork = t.join("fork");
+    git(
+        t,
+        &[
+            "clone",
+            "-q",
+            collide.to_str().unwrap(),
+            fork.to_str().unwrap(),
+        ],
+    );
+    let fork_head = commit_tree(
+        &fork,
+        &[(b"fork.txt", b"fork\n")],
+        Some(history.last().unwrap()),
+        "fork",
+    );
+    git(&fork, &["update-ref", "refs/heads/main", &fork_head]);
+
+    // A repository with a submodule, a directory, a symlink, Unicode and non-UTF-8 names.
+    let rich = t.join("rich");
+    init_repo(&rich);
+    std::fs::create_dir_all(rich.join("src/deep")).unwrap();
+    std::fs::write(rich.join("src/deep/a.rs"), "fn a() {}\n").unwrap();
+    std::fs::write(rich.join("café.md"), "unicode\n").unwrap();
+    std::fs::write(
+        rich.join(OsStr::from_bytes(b"raw-\xff.bin")),
+        "not utf-8 name\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("src/deep/a.rs", rich.join("link")).unwrap();
+    git(&rich, &["add", "-A"]);
+    git(
+        &rich,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{},vendor/sub", pair[0].0),
+        ],
+    );
+    git(&rich, &["commit", "-q", "-m", "rich"]);
+    let rich_head = git_lines(&rich, &["rev-parse", "HEAD"])[0].clone();
+
+    // Two unrelated repositories under one slug, visited years apart.
+    let old = t.join("old");
+    init_repo(&old);
+    std::fs::write(old.join("old.txt"), "old\n").unwrap();
+    git(&old, &["add", "-A"]);
+    git(&old, &["commit", "-q", "-m", "old"]);
+    let old_head = git_lines(&old, &["rev-parse", "HEAD"])[0].clone();
+    let new = t.join("new");
+    init_repo(&new);
+    std::fs::write(new.join("new.txt"), "new\n").unwrap();
+    git(&new, &["add", "-A"]);
+    git(&new, &["commit", "-q", "-m", "new"]);
+
+    let spec = |url: &str, p: &Path, time: &str| {
+        RepoSpec::parse(&format!("{url}={}@{time}", p.display())).unwrap()
+    };
+    let archive_dir = t.join("archive");
+    archive::build(
+        &archive_dir,
+        &BuildOptions {
+            repos: vec![
+                spec("https://github.com/t/collide", &collide, "2022-01-01"),
+                spec("https://github.com/u/fork", &fork, "2022-02-01"),
+                spec("https://github.com/t/rich", &rich, "2022-03-01"),
+                spec("https://github.com/t/reused", &old, "2015-01-01"),
+                spec("https://github.com/t/reused", &new, "2023-01-01"),
+            ],
+            max_content_size: 1 << 20,
+            rows_per_file: 1000,
+        },
+        "",
+    )
+    .unwrap();
+
+    let deep = &history[history.len() / 2];
+    let rows: Vec<(&str, String, String)> = vec![
+        // Colliding prefix: the tree holding the pair's paths decides, both ways (the slug's
+        // case differs, so these are two pairs of the same origin).
+        ("t/collide", prefix.to_string(), pair[0].1.clone()),
+        ("T/Collide", prefix.to_string(), pair[1].1.clone()),
+        (
+            "t/collide",
+            history[0][..7].to_string(),
+            "common.txt".into(),
+        ),
+        ("T/Collide", deep[..10].to_string(), "common.txt".into()),
+        // Fork shares history; its own commit is not in the upstream.
+        ("u/fork", deep[..7].to_string(), "common.txt".into()),
+        ("u/fork", fork_head[..7].to_string(), "fork.txt".into()),
+        ("t/collide", fork_head[..7].to_string(), "fork.txt".into()),
+        // Submodule, directory, symlink, Unicode, non-UTF-8 sibling.
+        ("t/rich", rich_head[..7].to_string(), "vendor/sub".into()),
+        (
+            "t/rich",
+            rich_head[..7].to_string(),
+            "vendor/sub/common.txt".into(),
+        ),
+        ("t/rich", rich_head[..7].to_string(), "src".into()),
+        ("t/rich", rich_head[..7].to_string(), "src/deep/a.rs".into()),
+        ("t/rich", rich_head[..7].to_string(), "link".into()),
+        ("t/rich", rich_head[..7].to_string(), "café.md".into()),
+        (
+            "t/rich",
+            rich_head[..7].to_string(),
+            "src/deep/a.rs/x".into(),
+        ),
+        ("t/rich", rich_head[..7].to_string(), "nope".into()),
+        // Reused slug: the older repository's commit is still found.
+        ("t/reused", old_head[..7].to_string(), "old.txt".into()),
+        ("t/nobody", old_head[..7].to_string(), "old.txt".into()),
+        ("t/rich", "ffff0000".into(), "x".into()),
+    ];
+    let meta = t.join("meta.parquet");
+    let as_refs: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|(a, b, c)| (*a, b.as_str(), c.as_str()))
+        .collect();
+    write_metadata(&meta, &as_refs);
+    let config = write_config(
+        t,
+        &archive::ArchiveDir::new(&archive_dir).graph(),
+        &meta,
+        "",
+    );
+    run(&config);
+    let got = read_resolved(&t.join("work"));
+    assert_eq!(got.len(), rows.len());
+
+    let repo_of = |slug: &str| -> PathBuf {
+        match slug {
+            "t/collide" | "T/Collide" => collide.clone(),
+            "u/fork" => fork.clone(),
+            "t/rich" => rich.clone(),
+            "t/reused" => old.clone(),
+            _ => t.join("none"),
+        }
+    };
+    let expect = [
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "commit_not_in_origin",
+        "submodule",
+        "submodule",
+        "is_directory",
+        "ok",
+        "symlink",
+        "ok",
+        "path_not_found",
+        "path_not_found",
+        "ok",
+        "origin_not_found",
+        "commit_not_found",
+    ];
+    for (i, (r, want)) in got.iter().zip(expect).enumerate() {
+        assert_eq!(r.status, want, "row {i}: {r:?}");
+        if matches!(want, "ok" | "symlink") {
+            let rev = r.revision.as_ref().expect("revision");
+            assert!(rev.starts_with(&r.commit_id.to_lowercase()), "row {i}");
+            let expected = rev_parse(&repo_of(&r.repo), &format!("{rev}:{}", r.rel_path));
+            assert_eq!(r.sha1_git, expected, "row {i}: {r:?}");
+        }
+    }
+    // The colliding prefix went to the commit whose tree has the path, each time.
+    assert_eq!(got[0].revision.as_deref(), Some(pair[0].0.as_str()));
+    assert_eq!(got[1].revision.as_deref(), Some(pair[1].0.as_str()));
+    assert_eq!(
+        got[3].origin_url.as_deref(),
+        Some("https://github.com/t/collide")
+    );
+    let m = Pipeline::open(Config::load(&config).unwrap()).unwrap();
+    let matched = m.workdir().manifest("match").unwrap().unwrap();
+    assert!(matched.counts["pairs_with_several_candidates_in_origin"] >= 1);
+}
+
+#[test]
+fn search_budget_is_configurable_and_reported() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let repo = t.join("long");
+    init_repo(&repo);
+    let mut parent = None;
+    let mut commits = Vec::new();
+    for i in 0..30 {
+        let c = commit_tree(
+            &repo,
+            &[(b"f.txt", format!("{i}").as_bytes())],
+            parent.as_deref(),
+            &format!("{i}"),
+        );
+        commits.push(c.clone());
+        parent = Some(c);
+    }
+    git(
+        &repo,
+        &["update-ref", "refs/heads/main", parent.as_ref().unwrap()],
+    );
+    let archive_dir = t.join("archive");
+    archive::build(
+        &archive_dir,
+        &BuildOptions {
+            repos: vec![
+                RepoSpec::parse(&format!("https://github.com/t/long={}", repo.display())).unwrap(),
+            ],
+            max_content_size: 1 << 20,
+            rows_per_file: 1000,
+        },
+        "",
+    )
+    .unwrap();
+    let meta = t.join("meta.parquet");
+    write_metadata(
+        &meta,
+        &[
+            ("t/long", &commits[0][..8], "f.txt"),
+            ("t/long", &commits[28][..8], "f.txt"),
+        ],
+    );
+    let config = write_config(
+        t,
+        &archive::ArchiveDir::new(&archive_dir).graph(),
+        &meta,
+        "origin_search_budget = 5",
+    );
+    let outcomes = run(&config);
+    let got = read_resolved(&t.join("work"));
+    assert_eq!(
+        got[0].status, "commit_not_in_origin",
+        "29 hops exceed a budget of 5"
+    );
+    assert_eq!(got[1].status, "ok", "one hop is within budget");
+    let matched = outcomes.iter().find(|o| o.phase == "match").unwrap();
+    assert_eq!(matched.manifest.counts.get("budget_hit"), Some(&1));
+    // A larger budget resolves it: options changed, so match and later phases rerun.
+    let config = write_config(
+        t,
+        &archive::ArchiveDir::new(&archive_dir).graph(),
+        &meta,
+        "origin_search_budget = 100",
+    );
+    let outcomes = run(&config);
+    let ran: Vec<&str> = outcomes.iter().filter(|o| o.ran).map(|o| o.phase).collect();
+    assert_eq!(ran, ["match", "reach", "labels", "walk"]);
+    assert_eq!(read_resolved(&t.join("work"))[0].status, "ok");
+}
+
+#[test]
+fn example_dataset_resolves() {
+    let Some(example) = shared_example() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("../shared/swh-example-dataset is missing on CI");
+        }
+        eprintln!("NOT RUN: ../shared/swh-example-dataset is absent; this test did not run");
+        return;
+    };
+    let tmp = tempdir();
+    let t = tmp.path();
+    let id = |n: u32| format!("{n:040}");
+    let rows = [
+        ("swh/graph", id(9), "README.md"),
+        ("swh/graph", id(9), "parser.c"),
+        ("swh/graph", id(9), "tests"),
+        ("swh/graph2", id(18), "old/TODO.txt"),
+        ("swh/graph2", id(13), "oldproject/tests/main.py"),
+        ("swh/graph2", id(18), "tests/main.py"),
+        ("swh/graph", id(18), "README.md"),
+        ("swh/graph3", id(9), "README.md"),
+    ];
+    let meta = t.join("meta.parquet");
+    let as_refs: Vec<(&str, &str, &str)> =
+        rows.iter().map(|(a, b, c)| (*a, b.as_str(), *c)).collect();
+    write_metadata(&meta, &as_refs);
+    let config = write_config(
+        t,
+        &example.join("compressed/example"),
+        &meta,
+        "url_templates = [\"https://example.com/{slug}\"]",
+    );
+    run(&config);
+    let got = read_resolved(&t.join("work"));
+    let summary: Vec<(&str, Option<&str>)> = got
+        .iter()
+        .map(|r| (r.status.as_str(), r.sha1_git.as_deref()))
+        .collect();
+    // Ground truth from the example's own directory_entry and revision tables.
+    let (f1, f7, f5, f15) = (id(1), id(7), id(5), id(15));
+    assert_eq!(
+        summary,
+        [
+            ("ok", Some(f1.as_str())),
+            ("ok", Some(f7.as_str())),
+            ("is_directory", None),
+            ("ok", Some(f15.as_str())),
+            ("ok", Some(f5.as_str())),
+            ("path_not_found", None),
+            ("commit_not_in_origin", None),
+            ("origin_not_found", None),
+        ]
+    );
+}
