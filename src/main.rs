@@ -115,6 +115,30 @@ enum ArchiveCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Generate a synthetic archive of a chosen size (benchmarks, memory measurements).
+    Synth {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Independent repositories.
+        #[arg(long, default_value_t = 20)]
+        repos: usize,
+        /// Forks.
+        #[arg(long, default_value_t = 10)]
+        forks: usize,
+        /// Commits per repository.
+        #[arg(long, default_value_t = 200)]
+        commits: usize,
+        /// Files in each repository's first commit.
+        #[arg(long, default_value_t = 300)]
+        files: usize,
+        /// Metadata rows.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print what an archive holds, loading its graph the way every phase does.
     Info {
         /// The archive folder.
@@ -215,6 +239,32 @@ fn run(cli: Cli) -> Result<()> {
             info(&out)
         }
         Command::Archive(ArchiveCommand::Info { dir }) => info(&dir),
+        Command::Archive(ArchiveCommand::Synth {
+            out,
+            repos,
+            forks,
+            commits,
+            files,
+            rows,
+            seed,
+        }) => {
+            let started = std::time::Instant::now();
+            let o = archive::synth::SynthOptions {
+                repos,
+                forks,
+                commits,
+                files,
+                rows,
+                seed,
+            };
+            archive::synth::build_synth(&out, &o)?;
+            eprintln!(
+                "built {} in {:.1}s",
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+            info(&out)
+        }
         Command::Run(arg) => {
             let p = pipeline(&arg)?;
             let outcomes = p.run_all()?;

@@ -19,7 +19,9 @@
 pub mod compress;
 pub mod demo;
 pub mod git;
+mod gitwrite;
 pub mod spec;
+pub mod synth;
 pub mod tables;
 pub mod writer;
 
@@ -277,6 +279,7 @@ pub fn build(out: &Path, opts: &BuildOptions, note: &str) -> Result<Manifest, Ar
     for spec in &opts.repos {
         git::GitRepo::open(&spec.path)?;
     }
+    tables::check_orc_writer()?;
     let staging = Staging::new(out)?;
     let manifest = build_into(staging.path(), opts, note)?;
     staging.commit()?;
@@ -412,7 +415,8 @@ pub fn build_into(dir: &Path, opts: &BuildOptions, note: &str) -> Result<Manifes
     }
     pl.done();
     let counts = sink.counts.clone();
-    let table_rows: BTreeMap<String, u64> = sink.tables.finish()?.into_iter().collect();
+    let table_rows: BTreeMap<String, u64> =
+        sink.tables.finish(&layout.orc())?.into_iter().collect();
 
     let graph_dir = dir.join("graph");
     let scratch = dir.join(".scratch");

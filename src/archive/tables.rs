@@ -5,12 +5,20 @@
 //! a separate offset. Persons are pseudonymised as SHA-256 of their fullname, as in the public
 //! export; swh-graph's compression requires exactly that.
 //!
-//! Rows are buffered per table and written as ORC stripes (zstd, like the export); a table rolls
-//! over to a new file every `rows_per_file` rows so that big tables come as several files, which
-//! is what the later sharded phases split on.
+//! Rows are buffered per table and written in batches; a table rolls over to a new file every
+//! `rows_per_file` rows so that big tables come as several files, which is what the later
+//! sharded phases split on.
+//!
+//! The ORC files themselves are written by Apache ORC's C++ writer through pyarrow, as SWH's
+//! own export is written from Python: batches are first written as Arrow IPC files, then
+//! [`convert_to_orc`] turns each into a zstd ORC file. orc-rust 0.7 (swh-graph's) cannot
+//! write timestamps, and orc-rust 0.9's writer panics on ordinary timestamp columns: its
+//! RLEv2 patched-base encoder subtracts a rounded 95th-percentile bit width from an unrounded
+//! maximum width, which underflows when dates span more than about 2^24 seconds.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -18,8 +26,7 @@ use arrow::array::{
     TimestampNanosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use orc_rust::compression::CompressionType;
-use orc_rust::ArrowWriter;
+use arrow::ipc::writer::FileWriter;
 use sha2::{Digest, Sha256};
 
 use super::ArchiveError;
@@ -240,7 +247,59 @@ impl Builder {
     }
 }
 
-/// Rows buffered before they are handed to the ORC writer as one batch.
+/// Suffix of the Arrow IPC files that [`convert_to_orc`] turns into `.orc` files.
+const IPC_SUFFIX: &str = ".arrow-ipc";
+
+/// The conversion, run by python3: every IPC file under the folder becomes a zstd ORC file.
+const CONVERT: &str = r#"
+import os, sys
+import pyarrow.ipc, pyarrow.orc
+root = sys.argv[1]
+for table in sorted(os.listdir(root)):
+    folder = os.path.join(root, table)
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".arrow-ipc"):
+            continue
+        src = os.path.join(folder, name)
+        data = pyarrow.ipc.open_file(src).read_all()
+        dest = src[: -len(".arrow-ipc")] + ".orc"
+        pyarrow.orc.write_table(data, dest + ".tmp", compression="zstd")
+        os.rename(dest + ".tmp", dest)
+        os.remove(src)
+"#;
+
+/// Checks that python3 with pyarrow, which writes the ORC files, is available.
+pub fn check_orc_writer() -> Result<(), ArchiveError> {
+    let ok = Command::new("python3")
+        .args(["-c", "import pyarrow.orc, pyarrow.ipc"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(ArchiveError::Other(
+            "writing ORC tables needs python3 with pyarrow (scripts/setup.sh installs it)".into(),
+        ))
+    }
+}
+
+/// Turns every table's Arrow IPC files under `orc_dir` into ORC files, in place.
+pub fn convert_to_orc(orc_dir: &Path) -> Result<(), ArchiveError> {
+    let out = Command::new("python3")
+        .args(["-c", CONVERT])
+        .arg(orc_dir)
+        .output()
+        .map_err(|e| ArchiveError::io(orc_dir, e))?;
+    if !out.status.success() {
+        return Err(ArchiveError::Orc {
+            path: orc_dir.to_owned(),
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Rows buffered before they are handed to the writer as one batch.
 const BATCH_ROWS: usize = 8192;
 
 /// Writes one table as one or more ORC files under `<orc dir>/<table>/`.
@@ -253,7 +312,7 @@ pub struct TableWriter {
     rows_in_file: u64,
     rows_per_file: u64,
     files: u32,
-    writer: Option<ArrowWriter<File>>,
+    writer: Option<FileWriter<File>>,
     /// Rows written so far.
     pub rows: u64,
 }
@@ -298,17 +357,15 @@ impl TableWriter {
         Ok(())
     }
 
-    fn open_file(&mut self) -> Result<&mut ArrowWriter<File>, ArchiveError> {
+    fn open_file(&mut self) -> Result<&mut FileWriter<File>, ArchiveError> {
         if self.writer.is_none() {
             let path = self
                 .dir
-                .join(format!("{}-{:05}.orc", self.name, self.files));
+                .join(format!("{}-{:05}{IPC_SUFFIX}", self.name, self.files));
             self.files += 1;
             let file = File::create(&path).map_err(|e| ArchiveError::io(&path, e))?;
-            let writer = orc_rust::ArrowWriterBuilder::new(file, self.schema.clone())
-                .with_compression(CompressionType::Zstd)
-                .try_build()
-                .map_err(|e| ArchiveError::Orc {
+            let writer =
+                FileWriter::try_new(file, &self.schema).map_err(|e| ArchiveError::Orc {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
@@ -338,8 +395,8 @@ impl TableWriter {
     }
 
     fn close_file(&mut self) -> Result<(), ArchiveError> {
-        if let Some(w) = self.writer.take() {
-            w.close().map_err(|e| ArchiveError::Orc {
+        if let Some(mut w) = self.writer.take() {
+            w.finish().map_err(|e| ArchiveError::Orc {
                 path: self.dir.clone(),
                 reason: e.to_string(),
             })?;
@@ -383,14 +440,17 @@ impl Tables {
             .unwrap_or_else(|| panic!("unknown table {table}"))
     }
 
-    /// Closes every table and returns the row count of each.
-    pub fn finish(self) -> Result<Vec<(String, u64)>, ArchiveError> {
-        self.writers
+    /// Closes every table, writes the ORC files, and returns the row count of each table.
+    pub fn finish(self, orc_dir: &Path) -> Result<Vec<(String, u64)>, ArchiveError> {
+        let rows = self
+            .writers
             .into_iter()
             .map(|w| {
                 let name = w.name.to_string();
                 w.finish().map(|rows| (name, rows))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        convert_to_orc(orc_dir)?;
+        Ok(rows)
     }
 }
