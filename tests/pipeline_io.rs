@@ -52,7 +52,8 @@ fn malformed_metadata_fails_naming_file_and_column() {
     let tmp = tempdir();
     let t = tmp.path();
     let graph = archive::ArchiveDir::new(demo(t)).graph();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    type Case<'a> = (&'a str, Box<dyn Fn(&Path)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "missing column",
             Box::new(|p: &Path| {
