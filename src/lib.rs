@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod graph;

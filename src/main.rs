@@ -39,6 +39,15 @@ enum Command {
     Labels(ConfigArg),
     /// Phase 6: walk every row down its path and write the resolved output.
     Walk(ConfigArg),
+    /// Run every phase in its own process on a fresh work directory and print wall time,
+    /// peak memory, bytes read and the sequential passes' ratio to a raw read.
+    Bench {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also write the report (Markdown) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Re-resolve a random sample of rows by random access and compare.
     Verify {
         #[command(flatten)]
@@ -281,6 +290,17 @@ fn run(cli: Cli) -> Result<()> {
             let p = pipeline(&arg)?;
             let outcome = p.run_phase(&phase)?;
             report(&[outcome], &p);
+            Ok(())
+        }
+        Command::Bench { config, report } => {
+            let cfg = unearth::config::Config::load(&config.config)?;
+            let (baselines, figures) = unearth::bench::bench(&cfg)?;
+            let text = unearth::bench::report(&cfg, &baselines, &figures);
+            print!("{text}");
+            if let Some(path) = report {
+                std::fs::write(&path, &text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Verify {

@@ -5,7 +5,7 @@
 //! `forks` forks (a copy of a repository plus commits of their own), and `rows` metadata rows:
 //! mostly existing (commit, path) pairs with 7-hex prefixes, some absent paths and some
 //! unknown prefixes. Everything is derived from `seed`. The folder gets the same layout and
-//! `unearth.toml` as the demo.
+//! `unearth.toml` as the demo, without the repositories, which are deleted once archived.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -307,6 +307,9 @@ pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<Manifest, ArchiveErro
     };
     let note = format!("unearth synth {o:?}");
     let manifest = build_into(&root, &opts, &note)?;
+    // The loose objects of the generated repositories take far more room than the archive,
+    // and nothing reads them once the archive is built.
+    std::fs::remove_dir_all(&repos_dir).map_err(|e| ArchiveError::io(&repos_dir, e))?;
     staging.commit()?;
     Ok(manifest)
 }

@@ -1,0 +1,231 @@
+//! `unearth bench`: every phase on an archive, each in its own process, with wall time, peak
+//! memory and, for the two sequential passes, throughput as a ratio to a plain sequential
+//! read of the same files measured in the same run.
+//!
+//! The phases run into a fresh work directory (`<workdir>.bench`). The baseline reads are done
+//! twice, the second timed, so that they and the phases both run on a warm page cache: the
+//! ratio then measures decoding cost, not the disk. Wall times include process start and
+//! graph loading.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::graph::suffixed;
+use crate::pipeline::PHASES;
+
+/// Errors of a benchmark.
+#[derive(Debug, thiserror::Error)]
+#[error("bench: {0}")]
+pub struct BenchError(pub String);
+
+/// Figures of one phase.
+#[derive(Debug, Clone)]
+pub struct PhaseFigures {
+    /// Phase name.
+    pub phase: &'static str,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Peak resident memory of the process, bytes.
+    pub max_rss: u64,
+    /// Bytes read by `read` system calls (page-cache hits included; memory-mapped files not).
+    pub read_syscall_bytes: u64,
+    /// Bytes of graph files the phase is designed to read, when it is a sequential pass.
+    pub pass_bytes: Option<u64>,
+    /// Throughput of the pass over the raw sequential read of the same files.
+    pub ratio_to_raw: Option<f64>,
+}
+
+/// A raw sequential read of files: bytes and seconds of the timed (second) read.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    /// What was read.
+    pub what: &'static str,
+    /// Bytes.
+    pub bytes: u64,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+impl Baseline {
+    /// Bytes per second.
+    pub fn rate(&self) -> f64 {
+        self.bytes as f64 / self.seconds.max(1e-9)
+    }
+}
+
+fn read_all(files: &[PathBuf]) -> Result<(u64, f64), BenchError> {
+    let mut buf = vec![0u8; 8 << 20];
+    let start = Instant::now();
+    let mut total = 0u64;
+    for f in files {
+        let mut file =
+            std::fs::File::open(f).map_err(|e| BenchError(format!("{}: {e}", f.display())))?;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| BenchError(format!("{}: {e}", f.display())))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+    }
+    Ok((total, start.elapsed().as_secs_f64()))
+}
+
+/// Reads `files` twice and times the second read.
+pub fn baseline(what: &'static str, files: &[PathBuf]) -> Result<Baseline, BenchError> {
+    read_all(files)?;
+    let (bytes, seconds) = read_all(files)?;
+    Ok(Baseline {
+        what,
+        bytes,
+        seconds,
+    })
+}
+
+/// Runs `exe <phase> --config <config>` and measures it.
+fn run_child(exe: &Path, phase: &str, config: &Path) -> Result<(f64, u64, u64), BenchError> {
+    let log = config.with_file_name(format!("{phase}.log"));
+    let log_file = std::fs::File::create(&log).map_err(|e| BenchError(e.to_string()))?;
+    let start = Instant::now();
+    let child = std::process::Command::new(exe)
+        .arg(phase)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| BenchError(format!("cannot start {}: {e}", exe.display())))?;
+    let pid = child.id() as libc::pid_t;
+    let io_path = format!("/proc/{pid}/io");
+    let mut last_rchar = 0u64;
+    let mut status = 0i32;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&io_path) {
+            if let Some(v) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("rchar: "))
+                .and_then(|v| v.trim().parse().ok())
+            {
+                last_rchar = v;
+            }
+        }
+        // SAFETY: pid is our child; status and usage are valid out-pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        if r < 0 {
+            return Err(BenchError(format!(
+                "wait4 on {phase}: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(BenchError(format!(
+            "phase {phase} failed (status {status}); its log: {}",
+            log.display()
+        )));
+    }
+    Ok((seconds, usage.ru_maxrss as u64 * 1024, last_rchar))
+}
+
+/// Benchmarks every phase of `config` (in a fresh work directory) and the baselines.
+pub fn bench(config: &Config) -> Result<(Vec<Baseline>, Vec<PhaseFigures>), BenchError> {
+    let exe = std::env::current_exe().map_err(|e| BenchError(e.to_string()))?;
+    let mut cfg = config.clone();
+    let mut wd = cfg.workdir.clone().into_os_string();
+    wd.push(".bench");
+    cfg.workdir = PathBuf::from(wd);
+    if cfg.workdir.exists() {
+        std::fs::remove_dir_all(&cfg.workdir).map_err(|e| BenchError(e.to_string()))?;
+    }
+    std::fs::create_dir_all(&cfg.workdir).map_err(|e| BenchError(e.to_string()))?;
+    let cfg_path = cfg.workdir.join("bench.toml");
+    let text = toml::to_string(&cfg).map_err(|e| BenchError(e.to_string()))?;
+    std::fs::write(&cfg_path, text).map_err(|e| BenchError(e.to_string()))?;
+
+    let g = &cfg.graph;
+    let scan_files = vec![
+        suffixed(g, ".node2type.bin"),
+        suffixed(g, ".node2swhid.bin"),
+    ];
+    let label_files = vec![suffixed(g, "-labelled.labels")];
+    let baselines = vec![
+        baseline("node2type + node2swhid", &scan_files)?,
+        baseline("graph-labelled.labels", &label_files)?,
+    ];
+    let mut figures = Vec::new();
+    for phase in PHASES {
+        let (seconds, max_rss, rchar) = run_child(&exe, phase, &cfg_path)?;
+        let (pass_bytes, base) = match phase {
+            "scan" => (Some(baselines[0].bytes), Some(&baselines[0])),
+            "labels" => {
+                let m = std::fs::read_to_string(cfg.workdir.join("labels/manifest.json"))
+                    .map_err(|e| BenchError(e.to_string()))?;
+                let m: crate::checkpoint::PhaseManifest =
+                    serde_json::from_str(&m).map_err(|e| BenchError(e.to_string()))?;
+                (m.counts.get("bytes_read").copied(), Some(&baselines[1]))
+            }
+            _ => (None, None),
+        };
+        let ratio = pass_bytes
+            .zip(base)
+            .map(|(b, base)| (b as f64 / seconds.max(1e-9)) / base.rate());
+        figures.push(PhaseFigures {
+            phase,
+            seconds,
+            max_rss,
+            read_syscall_bytes: rchar,
+            pass_bytes,
+            ratio_to_raw: ratio,
+        });
+    }
+    Ok((baselines, figures))
+}
+
+/// Renders the figures as a Markdown report.
+pub fn report(config: &Config, baselines: &[Baseline], figures: &[PhaseFigures]) -> String {
+    let mb = |b: u64| b as f64 / 1e6;
+    let mut s = format!("graph `{}`\n\n", config.graph.display());
+    s.push_str("| baseline (raw sequential read, warm cache) | bytes | MB/s |\n|---|---:|---:|\n");
+    for b in baselines {
+        s.push_str(&format!(
+            "| {} | {} | {:.0} |\n",
+            b.what,
+            b.bytes,
+            b.rate() / 1e6
+        ));
+    }
+    s.push_str(
+        "\n| phase | wall s | peak RSS MB | read() MB | pass bytes | pass MB/s | ratio to raw read |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for f in figures {
+        let (pb, rate, ratio) = match (f.pass_bytes, f.ratio_to_raw) {
+            (Some(b), Some(r)) => (
+                b.to_string(),
+                format!("{:.0}", mb(b) / f.seconds.max(1e-9)),
+                format!("{r:.3}"),
+            ),
+            _ => ("".into(), "".into(), "".into()),
+        };
+        s.push_str(&format!(
+            "| {} | {:.3} | {:.1} | {:.1} | {pb} | {rate} | {ratio} |\n",
+            f.phase,
+            f.seconds,
+            mb(f.max_rss),
+            mb(f.read_syscall_bytes)
+        ));
+    }
+    s
+}
