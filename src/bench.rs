@@ -27,14 +27,21 @@ pub struct PhaseFigures {
     pub phase: &'static str,
     /// Wall time, seconds.
     pub seconds: f64,
-    /// Peak resident memory of the process, bytes.
+    /// Peak resident memory of the process, bytes (memory-mapped file pages included).
     pub max_rss: u64,
+    /// Peak anonymous resident memory (heap and stacks: what the phase allocates), sampled
+    /// every 2 ms, bytes.
+    pub max_anon: u64,
     /// Bytes read by `read` system calls (page-cache hits included; memory-mapped files not).
     pub read_syscall_bytes: u64,
     /// Bytes of graph files the phase is designed to read, when it is a sequential pass.
     pub pass_bytes: Option<u64>,
-    /// Throughput of the pass over the raw sequential read of the same files.
+    /// Throughput of the whole phase (process start included) over the raw read.
     pub ratio_to_raw: Option<f64>,
+    /// Seconds of the pass alone, as the phase measured it.
+    pub pass_seconds: Option<f64>,
+    /// Throughput of the pass alone over the raw read of the same files.
+    pub pass_ratio_to_raw: Option<f64>,
 }
 
 /// A raw sequential read of files: bytes and seconds of the timed (second) read.
@@ -87,7 +94,7 @@ pub fn baseline(what: &'static str, files: &[PathBuf]) -> Result<Baseline, Bench
 }
 
 /// Runs `exe <phase> --config <config>` and measures it.
-fn run_child(exe: &Path, phase: &str, config: &Path) -> Result<(f64, u64, u64), BenchError> {
+fn run_child(exe: &Path, phase: &str, config: &Path) -> Result<(f64, u64, u64, u64), BenchError> {
     let log = config.with_file_name(format!("{phase}.log"));
     let log_file = std::fs::File::create(&log).map_err(|e| BenchError(e.to_string()))?;
     let start = Instant::now();
@@ -102,7 +109,9 @@ fn run_child(exe: &Path, phase: &str, config: &Path) -> Result<(f64, u64, u64), 
         .map_err(|e| BenchError(format!("cannot start {}: {e}", exe.display())))?;
     let pid = child.id() as libc::pid_t;
     let io_path = format!("/proc/{pid}/io");
+    let status_path = format!("/proc/{pid}/status");
     let mut last_rchar = 0u64;
+    let mut max_anon = 0u64;
     let mut status = 0i32;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -114,6 +123,15 @@ fn run_child(exe: &Path, phase: &str, config: &Path) -> Result<(f64, u64, u64), 
                 .and_then(|v| v.trim().parse().ok())
             {
                 last_rchar = v;
+            }
+        }
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("RssAnon:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                max_anon = max_anon.max(kb * 1024);
             }
         }
         // SAFETY: pid is our child; status and usage are valid out-pointers.
@@ -136,7 +154,7 @@ fn run_child(exe: &Path, phase: &str, config: &Path) -> Result<(f64, u64, u64), 
             log.display()
         )));
     }
-    Ok((seconds, usage.ru_maxrss as u64 * 1024, last_rchar))
+    Ok((seconds, usage.ru_maxrss as u64 * 1024, max_anon, last_rchar))
 }
 
 /// Benchmarks every phase of `config` (in a fresh work directory) and the baselines.
@@ -166,28 +184,46 @@ pub fn bench(config: &Config) -> Result<(Vec<Baseline>, Vec<PhaseFigures>), Benc
     ];
     let mut figures = Vec::new();
     for phase in PHASES {
-        let (seconds, max_rss, rchar) = run_child(&exe, phase, &cfg_path)?;
-        let (pass_bytes, base) = match phase {
-            "scan" => (Some(baselines[0].bytes), Some(&baselines[0])),
-            "labels" => {
-                let m = std::fs::read_to_string(cfg.workdir.join("labels/manifest.json"))
-                    .map_err(|e| BenchError(e.to_string()))?;
-                let m: crate::checkpoint::PhaseManifest =
-                    serde_json::from_str(&m).map_err(|e| BenchError(e.to_string()))?;
-                (m.counts.get("bytes_read").copied(), Some(&baselines[1]))
+        let (seconds, max_rss, max_anon, rchar) = run_child(&exe, phase, &cfg_path)?;
+        let manifest = || -> Result<crate::checkpoint::PhaseManifest, BenchError> {
+            let m = std::fs::read_to_string(cfg.workdir.join(phase).join("manifest.json"))
+                .map_err(|e| BenchError(e.to_string()))?;
+            serde_json::from_str(&m).map_err(|e| BenchError(e.to_string()))
+        };
+        let (pass_bytes, base, pass_seconds) = match phase {
+            "scan" => {
+                let m = manifest()?;
+                let secs = m.counts.get("pass_micros").map(|us| *us as f64 / 1e6);
+                (Some(baselines[0].bytes), Some(&baselines[0]), secs)
             }
-            _ => (None, None),
+            "labels" => {
+                let m = manifest()?;
+                let secs = m.counts.get("pass_micros").map(|us| *us as f64 / 1e6);
+                (
+                    m.counts.get("bytes_read").copied(),
+                    Some(&baselines[1]),
+                    secs,
+                )
+            }
+            _ => (None, None, None),
         };
         let ratio = pass_bytes
             .zip(base)
             .map(|(b, base)| (b as f64 / seconds.max(1e-9)) / base.rate());
+        let pass_ratio = pass_bytes
+            .zip(base)
+            .zip(pass_seconds)
+            .map(|((b, base), s)| (b as f64 / s.max(1e-9)) / base.rate());
         figures.push(PhaseFigures {
             phase,
             seconds,
             max_rss,
+            max_anon,
             read_syscall_bytes: rchar,
             pass_bytes,
             ratio_to_raw: ratio,
+            pass_seconds,
+            pass_ratio_to_raw: pass_ratio,
         });
     }
     Ok((baselines, figures))
@@ -207,24 +243,27 @@ pub fn report(config: &Config, baselines: &[Baseline], figures: &[PhaseFigures])
         ));
     }
     s.push_str(
-        "\n| phase | wall s | peak RSS MB | read() MB | pass bytes | pass MB/s | ratio to raw read |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "\n| phase | wall s | peak RSS MB | peak anon MB | read() MB | pass bytes | pass s | \
+         pass MB/s | pass / raw read | whole phase / raw read |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for f in figures {
-        let (pb, rate, ratio) = match (f.pass_bytes, f.ratio_to_raw) {
-            (Some(b), Some(r)) => (
-                b.to_string(),
-                format!("{:.0}", mb(b) / f.seconds.max(1e-9)),
-                format!("{r:.3}"),
-            ),
-            _ => ("".into(), "".into(), "".into()),
-        };
+        let opt = |v: Option<String>| v.unwrap_or_default();
         s.push_str(&format!(
-            "| {} | {:.3} | {:.1} | {:.1} | {pb} | {rate} | {ratio} |\n",
+            "| {} | {:.3} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} |\n",
             f.phase,
             f.seconds,
             mb(f.max_rss),
-            mb(f.read_syscall_bytes)
+            mb(f.max_anon),
+            mb(f.read_syscall_bytes),
+            opt(f.pass_bytes.map(|b| b.to_string())),
+            opt(f.pass_seconds.map(|x| format!("{x:.3}"))),
+            opt(f
+                .pass_bytes
+                .zip(f.pass_seconds)
+                .map(|(b, x)| format!("{:.0}", mb(b) / x.max(1e-9)))),
+            opt(f.pass_ratio_to_raw.map(|r| format!("{r:.3}"))),
+            opt(f.ratio_to_raw.map(|r| format!("{r:.3}"))),
         ));
     }
     s

@@ -186,6 +186,7 @@ impl Pipeline {
                 counts.insert("revisions".into(), c.revisions);
                 counts.insert("bucket_hits".into(), c.bucket_hits);
                 counts.insert("candidates".into(), c.candidates);
+                counts.insert("pass_micros".into(), c.pass_micros);
                 counts.insert("bucket_bits".into(), set.bucket_bits() as u64);
             }
             "match" => {
@@ -295,6 +296,7 @@ impl Pipeline {
                 counts.insert("file_bytes".into(), st.file_bytes);
                 counts.insert("batches".into(), st.batches);
                 counts.insert("dense".into(), st.dense as u64);
+                counts.insert("pass_micros".into(), st.pass_micros);
             }
             "walk" => {
                 let p = plan::Plan::load(&self.dir("plan"))?;

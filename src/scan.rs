@@ -121,6 +121,8 @@ pub struct ScanCounts {
     pub bucket_hits: u64,
     /// Revisions matching a prefix exactly.
     pub candidates: u64,
+    /// Microseconds of the pass itself (files opened, before writing the output).
+    pub pass_micros: u64,
 }
 
 /// Scans the graph at `base` for revisions matching `prefixes`; writes `out/candidates.parquet`.
@@ -135,6 +137,7 @@ pub fn run(base: &Path, prefixes: &PrefixSet, out: &Path) -> Result<ScanCounts, 
     let swhids_path = suffixed(base, ".node2swhid.bin");
     let swhids = Node2SWHID::load(&swhids_path).map_err(|e| graph_err(swhids_path, &e))?;
 
+    let started = std::time::Instant::now();
     const CHUNK: usize = 1 << 20;
     let mut pl = concurrent_progress_logger!(
         item_name = "node",
@@ -172,7 +175,10 @@ pub fn run(base: &Path, prefixes: &PrefixSet, out: &Path) -> Result<ScanCounts, 
         })
         .collect();
     pl.done();
-    let mut total = ScanCounts::default();
+    let mut total = ScanCounts {
+        pass_micros: started.elapsed().as_micros() as u64,
+        ..Default::default()
+    };
     let mut nodes = Vec::new();
     let mut ids = Vec::new();
     for (found, c) in chunks {

@@ -13,7 +13,7 @@
 //! (git mode), `status` and `candidates` (revisions sharing the prefix). Every input row
 //! appears exactly once.
 //!
-//! Memory: the kept entries (a hash map) and a few bytes per row.
+//! Memory: the kept entries (32 bytes each, binary-searched) and a few bytes per row.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -85,12 +85,20 @@ pub struct RowResult {
     pub permissions: Option<u32>,
 }
 
-/// Walks `path` from `root` through the kept entries.
+/// The entry named `name` in directory `dir`, from entries sorted by (dir, name id).
+fn lookup(entries: &[Entry], dir: u64, name: u64) -> Option<(u8, u64)> {
+    entries
+        .binary_search_by(|e| (e.dir, e.name_id).cmp(&(dir, name)))
+        .ok()
+        .map(|i| (entries[i].perm, entries[i].target))
+}
+
+/// Walks `path` from `root` through the kept entries (sorted by directory and name id).
 pub fn walk_path(
     root: u64,
     path: &str,
     names: &HashMap<String, u64>,
-    entries: &HashMap<(u64, u64), (u8, u64)>,
+    entries: &[Entry],
     node_type: &dyn Fn(u64) -> Option<NodeType>,
     node_hash: &dyn Fn(u64) -> Option<[u8; 20]>,
 ) -> RowResult {
@@ -105,7 +113,7 @@ pub fn walk_path(
         let Some(name) = names.get(*comp) else {
             return not_found;
         };
-        let Some(&(perm, target)) = entries.get(&(dir, *name)) else {
+        let Some((perm, target)) = lookup(entries, dir, *name) else {
             return not_found;
         };
         let last = i + 1 == comps.len();
@@ -161,10 +169,6 @@ pub fn resolve(
     let swhids = Node2SWHID::load(&swhids_path).map_err(|e| load_err(&swhids_path, e))?;
     let node_type = |n: u64| types.get(n as usize).ok();
     let node_hash = |n: u64| swhids.get(n as usize).ok().map(|s| s.hash);
-    let map: HashMap<(u64, u64), (u8, u64)> = entries
-        .iter()
-        .map(|e| ((e.dir, e.name_id), (e.perm, e.target)))
-        .collect();
     Ok(plan
         .row_pair
         .iter()
@@ -189,7 +193,7 @@ pub fn resolve(
                     root,
                     &plan.paths[path as usize],
                     names,
-                    &map,
+                    entries,
                     &node_type,
                     &node_hash,
                 ),

@@ -262,3 +262,33 @@ fn checkpoints_are_reused_redone_and_refused() {
         last_line(&o)
     );
 }
+
+#[test]
+fn metadata_written_by_pyarrow_with_snappy_is_read() {
+    // pyarrow's default codec is snappy, as in most published Parquet datasets.
+    let tmp = tempdir();
+    let t = tmp.path();
+    let out = demo(t);
+    let head = git_lines(
+        &out.join("repos/alpha.git"),
+        &["rev-parse", "refs/heads/main"],
+    )[0]
+    .clone();
+    let meta = t.join("snappy.parquet");
+    let script = format!(
+        "import pyarrow as pa, pyarrow.parquet as pq\n\
+         pq.write_table(pa.table({{'repo': ['demo-org/alpha'], 'commit_id': ['{}'], \
+         'rel_path': ['README.md']}}), {:?}, compression='snappy')",
+        &head[..7],
+        meta.display().to_string()
+    );
+    let o = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = config(t, &archive::ArchiveDir::new(&out).graph(), &meta);
+    let o = unearth_run(&["run"], &cfg);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok: 1"));
+}

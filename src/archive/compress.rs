@@ -87,6 +87,7 @@ fn write_sorted_base64(
 
 fn store_ef(num_nodes: usize, data: &Path, offsets: &Path, ef: &Path) -> Result<()> {
     let mut pl = progress_logger!(item_name = "node", display_memory = true);
+    pl.start(format!("Indexing {}", ef.display()));
     swh_graph::webgraph::graphs::bvgraph::store_ef_with_data(num_nodes, data, offsets, ef, &mut pl)
         .with_context(|| format!("Could not build {}", ef.display()))
 }
