@@ -25,3 +25,10 @@ if ! python3 -c 'import pyarrow, swh.model' >/dev/null 2>&1; then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo is required (rustup)" >&2; exit 1; }
+
+# s3s-fs: a real S3 server backed by a folder, for the fetch tests on loopback. 0.14.1 is the
+# last release that builds with this toolchain.
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  echo "setup: installing s3s-fs 0.14.1 (a few minutes, once)" >&2
+  cargo install -q s3s-fs --version 0.14.1 --locked --features binary
+fi

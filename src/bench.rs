@@ -34,6 +34,8 @@ pub struct PhaseFigures {
     pub max_anon: u64,
     /// Bytes read by `read` system calls (page-cache hits included; memory-mapped files not).
     pub read_syscall_bytes: u64,
+    /// Blobs fetched and verified, and their bytes (fetch phase only).
+    pub fetched: Option<(u64, u64)>,
     /// Bytes of graph files the phase is designed to read, when it is a sequential pass.
     pub pass_bytes: Option<u64>,
     /// Throughput of the whole phase (process start included) over the raw read.
@@ -157,10 +159,95 @@ fn run_child(exe: &Path, phase: &str, config: &Path) -> Result<(f64, u64, u64, u
     Ok((seconds, usage.ru_maxrss as u64 * 1024, max_anon, last_rchar))
 }
 
-/// Benchmarks every phase of `config` (in a fresh work directory) and the baselines.
-pub fn bench(config: &Config) -> Result<(Vec<Baseline>, Vec<PhaseFigures>), BenchError> {
+/// A loopback S3 server (s3s-fs) serving a `file://` store, behind a latency proxy.
+struct LoopbackS3 {
+    server: std::process::Child,
+    _runtime: tokio::runtime::Runtime,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for LoopbackS3 {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Serves `store_dir` (a folder of `<sha1>` files) as `s3://softwareheritage/content` through
+/// a proxy adding `latency_ms` per request; returns the proxy's endpoint.
+fn loopback_s3(store_dir: &Path, latency_ms: u64) -> Result<(LoopbackS3, String), BenchError> {
+    let e = |x: &dyn std::fmt::Display| BenchError(format!("loopback S3: {x}"));
+    let data = tempfile::tempdir().map_err(|x| e(&x))?;
+    let bucket = data.path().join("softwareheritage");
+    std::fs::create_dir_all(&bucket).map_err(|x| e(&x))?;
+    let store = std::fs::canonicalize(store_dir).map_err(|x| e(&x))?;
+    std::os::unix::fs::symlink(&store, bucket.join("content")).map_err(|x| e(&x))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|x| e(&x))?
+        .port();
+    let home = std::env::var("HOME").unwrap_or_default();
+    let exe = [format!("{home}/.cargo/bin/s3s-fs"), "s3s-fs".into()]
+        .into_iter()
+        .find(|c| std::process::Command::new(c).arg("--help").output().is_ok())
+        .ok_or_else(|| e(&"s3s-fs is not installed (scripts/setup.sh installs it)"))?;
+    let server = std::process::Command::new(exe)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .arg(data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|x| e(&x))?;
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(upstream).is_err() {
+        if start.elapsed().as_secs() > 20 {
+            return Err(e(&"s3s-fs did not start"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|x| e(&x))?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .map_err(|x| e(&x))?;
+    let proxy = listener.local_addr().map_err(|x| e(&x))?;
+    runtime.spawn(crate::faults::serve(
+        listener,
+        upstream,
+        crate::faults::FaultPlan::latency(latency_ms),
+        Default::default(),
+    ));
+    Ok((
+        LoopbackS3 {
+            server,
+            _runtime: runtime,
+            _data: data,
+        },
+        format!("http://{proxy}"),
+    ))
+}
+
+/// Benchmarks every phase of `config` (in a fresh work directory) and the baselines. With
+/// `s3_latency_ms`, a `file://` store is served by s3s-fs on loopback behind a proxy adding
+/// that latency, and the fetch goes through S3.
+pub fn bench(
+    config: &Config,
+    s3_latency_ms: Option<u64>,
+) -> Result<(Vec<Baseline>, Vec<PhaseFigures>), BenchError> {
     let exe = std::env::current_exe().map_err(|e| BenchError(e.to_string()))?;
     let mut cfg = config.clone();
+    let _s3 = match s3_latency_ms {
+        Some(ms) => {
+            let dir = cfg.fetch.store.strip_prefix("file://").ok_or_else(|| {
+                BenchError("--s3-latency-ms needs a file:// store to serve".into())
+            })?;
+            let (s3, endpoint) = loopback_s3(Path::new(dir), ms)?;
+            cfg.fetch.store = "s3://softwareheritage/content".into();
+            cfg.fetch.endpoint = Some(endpoint);
+            Some(s3)
+        }
+        None => None,
+    };
     let mut wd = cfg.workdir.clone().into_os_string();
     wd.push(".bench");
     cfg.workdir = PathBuf::from(wd);
@@ -183,7 +270,12 @@ pub fn bench(config: &Config) -> Result<(Vec<Baseline>, Vec<PhaseFigures>), Benc
         baseline("graph-labelled.labels", &label_files)?,
     ];
     let mut figures = Vec::new();
-    for phase in PHASES {
+    let phases = if cfg.orc.is_some() {
+        &PHASES[..]
+    } else {
+        &PHASES[..crate::pipeline::RESOLUTION_PHASES]
+    };
+    for &phase in phases {
         let (seconds, max_rss, max_anon, rchar) = run_child(&exe, phase, &cfg_path)?;
         let manifest = || -> Result<crate::checkpoint::PhaseManifest, BenchError> {
             let m = std::fs::read_to_string(cfg.workdir.join(phase).join("manifest.json"))
@@ -205,6 +297,17 @@ pub fn bench(config: &Config) -> Result<(Vec<Baseline>, Vec<PhaseFigures>), Benc
                     secs,
                 )
             }
+            "fetch" => {
+                let m = manifest()?;
+                let fetched = m.counts.get("fetched").copied().unwrap_or(0);
+                let bytes = m.counts.get("fetched_bytes").copied().unwrap_or(0);
+                log::info!(
+                    "fetch: {fetched} verified blobs in {seconds:.2}s = {:.0} blobs/s, {:.1} MB/s",
+                    fetched as f64 / seconds,
+                    bytes as f64 / 1e6 / seconds
+                );
+                (None, None, None)
+            }
             _ => (None, None, None),
         };
         let ratio = pass_bytes
@@ -214,7 +317,17 @@ pub fn bench(config: &Config) -> Result<(Vec<Baseline>, Vec<PhaseFigures>), Benc
             .zip(base)
             .zip(pass_seconds)
             .map(|((b, base), s)| (b as f64 / s.max(1e-9)) / base.rate());
+        let fetched = if phase == "fetch" {
+            let m = manifest()?;
+            Some((
+                m.counts.get("fetched").copied().unwrap_or(0),
+                m.counts.get("fetched_bytes").copied().unwrap_or(0),
+            ))
+        } else {
+            None
+        };
         figures.push(PhaseFigures {
+            fetched,
             phase,
             seconds,
             max_rss,
@@ -265,6 +378,20 @@ pub fn report(config: &Config, baselines: &[Baseline], figures: &[PhaseFigures])
             opt(f.pass_ratio_to_raw.map(|r| format!("{r:.3}"))),
             opt(f.ratio_to_raw.map(|r| format!("{r:.3}"))),
         ));
+    }
+    for f in figures {
+        if let Some((n, bytes)) = f.fetched {
+            s.push_str(&format!(
+                "\nfetch: {n} verified blobs, {:.1} MB, in {:.2} s: {:.0} blobs/s, {:.2} MB/s, \
+                 peak RSS {:.1} MB ({})\n",
+                mb(bytes),
+                f.seconds,
+                n as f64 / f.seconds.max(1e-9),
+                mb(bytes) / f.seconds.max(1e-9),
+                mb(f.max_rss),
+                config.fetch.store
+            ));
+        }
     }
     s
 }

@@ -4,11 +4,17 @@
 //! graph = "archive/graph/graph"          # basename of the compressed graph
 //! metadata = "archive/metadata"          # a Parquet file, a folder of part_*.parquet, or a glob
 //! workdir = "work"                       # checkpoints and outputs
+//! orc = "archive/orc"                    # export tables, for the content join
 //!
 //! [options]
 //! threads = 0                            # 0: all cores
 //! origin_search_budget = 100000          # nodes one origin-match search may visit
 //! url_templates = ["https://github.com/{slug}"]
+//!
+//! [fetch]
+//! store = "s3://softwareheritage/content"  # or file://archive/objects/content
+//! [export]
+//! rows_per_file = 100000
 //! ```
 //!
 //! Relative paths are relative to the folder of the configuration file, so a configuration
@@ -70,6 +76,67 @@ impl Default for Options {
     }
 }
 
+/// Options of the fetch phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchOptions {
+    /// Where blobs are: `file://DIR` (an archive's `objects/content`) or
+    /// `s3://BUCKET/PREFIX` (SWH's is `s3://softwareheritage/content`). A relative `file://`
+    /// path is relative to the configuration file.
+    pub store: String,
+    /// S3 endpoint URL for S3-compatible servers (path-style addressing is then used).
+    pub endpoint: Option<String>,
+    /// S3 region.
+    pub region: String,
+    /// Sign requests with the standard AWS credential chain instead of sending them unsigned.
+    pub signed: bool,
+    /// Requests in flight. The default keeps a link busy at ~150 ms first-byte latency.
+    pub concurrency: usize,
+    /// Attempts per blob before it is given up for this run (retried on the next).
+    pub attempts: u32,
+    /// Timeout of one attempt, seconds.
+    pub timeout_secs: f64,
+    /// First backoff, milliseconds; doubled at each attempt, with jitter.
+    pub backoff_ms: u64,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            store: "s3://softwareheritage/content".into(),
+            endpoint: None,
+            region: "us-east-1".into(),
+            signed: false,
+            concurrency: 256,
+            attempts: 8,
+            timeout_secs: 60.0,
+            backoff_ms: 100,
+        }
+    }
+}
+
+/// Options of the export phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportOptions {
+    /// Rows per output Parquet file.
+    pub rows_per_file: usize,
+    /// Export only rows whose status is `ok`.
+    pub only_ok: bool,
+    /// Also export the bytes of rows whose content is not UTF-8 (column `content_bytes`).
+    pub include_binary: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            rows_per_file: 100_000,
+            only_ok: false,
+            include_binary: false,
+        }
+    }
+}
+
 /// A run's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,9 +147,18 @@ pub struct Config {
     pub metadata: PathBuf,
     /// Work directory: checkpoints of each phase and the outputs.
     pub workdir: PathBuf,
+    /// Folder of the ORC export tables (`content`, `skipped_content`), for the content join.
+    #[serde(default)]
+    pub orc: Option<PathBuf>,
     /// Phase options.
     #[serde(default)]
     pub options: Options,
+    /// Fetch options.
+    #[serde(default)]
+    pub fetch: FetchOptions,
+    /// Export options.
+    #[serde(default)]
+    pub export: ExportOptions,
 }
 
 impl Config {
@@ -97,10 +173,26 @@ impl Config {
             reason: e.to_string().trim().replace('\n', " "),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.graph, &mut config.metadata, &mut config.workdir] {
+        for p in [&mut config.graph, &mut config.metadata, &mut config.workdir]
+            .into_iter()
+            .chain(config.orc.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(dir) = config.fetch.store.strip_prefix("file://") {
+            if Path::new(dir).is_relative() {
+                config.fetch.store = format!("file://{}", base.join(dir).display());
+            }
+        } else if !config.fetch.store.starts_with("s3://") {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                reason: format!(
+                    "fetch.store {:?} must start with file:// or s3://",
+                    config.fetch.store
+                ),
+            });
         }
         if config.options.url_templates.is_empty()
             || config

@@ -14,7 +14,10 @@
 //! 3. [`origins`]: which candidate revision belongs to the repository's origin;
 //! 4. [`reach`]: directories reachable to the depth the paths need;
 //! 5. [`labels`]: one ordered pass over the labels file, keeping requested names;
-//! 6. [`walk`]: every row down its path, and the `resolved` output.
+//! 6. [`walk`]: every row down its path, and the `resolved` output;
+//! 7. [`content`]: sha1_git -> sha1 from the ORC content tables;
+//! 8. [`fetch`]: blobs from S3 or a folder, verified, into a durable local store;
+//! 9. [`export`]: the Parquet dataset with contents, language and quality columns.
 //!
 //! [`verify`] re-resolves a sample by random access. Around them:
 //!
@@ -30,9 +33,14 @@ pub mod archive;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod content;
+pub mod export;
+pub mod faults;
+pub mod fetch;
 pub mod graph;
 pub mod hashes;
 pub mod labels;
+pub mod language;
 pub mod origins;
 pub mod pipeline;
 pub mod plan;

@@ -39,6 +39,12 @@ enum Command {
     Labels(ConfigArg),
     /// Phase 6: walk every row down its path and write the resolved output.
     Walk(ConfigArg),
+    /// Phase 7: sha1_git -> sha1 from the ORC content tables.
+    Content(ConfigArg),
+    /// Phase 8: fetch the blobs (S3 or a folder), verify them, store them durably.
+    Fetch(ConfigArg),
+    /// Phase 9: write the Parquet dataset with contents, language and quality columns.
+    Export(ConfigArg),
     /// Run every phase in its own process on a fresh work directory and print wall time,
     /// peak memory, bytes read and the sequential passes' ratio to a raw read.
     Bench {
@@ -47,6 +53,10 @@ enum Command {
         /// Also write the report (Markdown) to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Serve the configured file:// store from s3s-fs on loopback behind a proxy adding
+        /// this many milliseconds per request, and fetch through S3.
+        #[arg(long)]
+        s3_latency_ms: Option<u64>,
     },
     /// Re-resolve a random sample of rows by random access and compare.
     Verify {
@@ -86,17 +96,30 @@ fn report(outcomes: &[unearth::pipeline::PhaseOutcome], p: &unearth::pipeline::P
             o.manifest.seconds
         );
     }
-    if let Some(walk) = outcomes.iter().find(|o| o.phase == "walk") {
-        println!(
-            "rows: {}",
-            walk.manifest.counts.get("rows").copied().unwrap_or(0)
-        );
-        for (k, v) in &walk.manifest.counts {
+    let last = outcomes
+        .iter()
+        .rev()
+        .find(|o| matches!(o.phase, "export" | "walk"));
+    if let Some(o) = last {
+        let rows: u64 = o
+            .manifest
+            .counts
+            .iter()
+            .filter(|(k, _)| k.starts_with("status_"))
+            .map(|(_, v)| v)
+            .sum();
+        println!("rows: {rows}");
+        for (k, v) in &o.manifest.counts {
             if let Some(status) = k.strip_prefix("status_") {
                 println!("  {status}: {v}");
             }
         }
-        println!("resolved: {}", p.workdir().phase_dir("walk").display());
+        let what = if o.phase == "export" {
+            "dataset"
+        } else {
+            "resolved"
+        };
+        println!("{what}: {}", p.workdir().phase_dir(o.phase).display());
     }
 }
 
@@ -285,16 +308,23 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Match(arg)
         | Command::Reach(arg)
         | Command::Labels(arg)
-        | Command::Walk(arg) => {
+        | Command::Walk(arg)
+        | Command::Content(arg)
+        | Command::Fetch(arg)
+        | Command::Export(arg) => {
             let phase = std::env::args().nth(1).unwrap_or_default();
             let p = pipeline(&arg)?;
             let outcome = p.run_phase(&phase)?;
             report(&[outcome], &p);
             Ok(())
         }
-        Command::Bench { config, report } => {
+        Command::Bench {
+            config,
+            report,
+            s3_latency_ms,
+        } => {
             let cfg = unearth::config::Config::load(&config.config)?;
-            let (baselines, figures) = unearth::bench::bench(&cfg)?;
+            let (baselines, figures) = unearth::bench::bench(&cfg, s3_latency_ms)?;
             let text = unearth::bench::report(&cfg, &baselines, &figures);
             print!("{text}");
             if let Some(path) = report {

@@ -9,10 +9,15 @@ use std::path::Path;
 
 use crate::checkpoint::{self, GraphFingerprint, PhaseManifest, Workdir};
 use crate::config::Config;
-use crate::{labels, origins, plan, reach, scan, table, walk};
+use crate::{content, export, fetch, labels, origins, plan, reach, scan, table, walk};
 
 /// The phases, in order.
-pub const PHASES: [&str; 6] = ["plan", "scan", "match", "reach", "labels", "walk"];
+pub const PHASES: [&str; 9] = [
+    "plan", "scan", "match", "reach", "labels", "walk", "content", "fetch", "export",
+];
+
+/// The phases that resolve rows to content ids (plan to walk).
+pub const RESOLUTION_PHASES: usize = 6;
 
 /// Version of every phase's output format; bump to invalidate old checkpoints.
 const VERSION: u32 = 1;
@@ -38,6 +43,12 @@ pub enum PipelineError {
     /// The graph could not be loaded.
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
+    /// The content join failed.
+    #[error(transparent)]
+    Content(#[from] content::ContentError),
+    /// The fetch failed.
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
     /// A phase was asked for before the phases it needs.
     #[error("phase {phase} needs phase {needs} to be done first (run `unearth {needs}` or `unearth run`)")]
     Missing {
@@ -96,9 +107,16 @@ impl Pipeline {
         &self.workdir
     }
 
-    /// Runs every phase in order.
+    /// Runs every phase in order. Without `orc` in the configuration the run is a resolution
+    /// run: it stops after the walk, since the content phases need the export tables.
     pub fn run_all(&self) -> Result<Vec<PhaseOutcome>, PipelineError> {
-        PHASES.iter().map(|p| self.run_phase(p)).collect()
+        let last = if self.config.orc.is_some() {
+            PHASES.len()
+        } else {
+            log::info!("no `orc` in the configuration: resolving only (plan to walk)");
+            RESOLUTION_PHASES
+        };
+        PHASES[..last].iter().map(|p| self.run_phase(p)).collect()
     }
 
     /// The inputs fingerprint of `phase`, from its dependencies' manifests.
@@ -119,6 +137,32 @@ impl Pipeline {
             "reach" => &["plan", "match"],
             "labels" => &["plan", "reach"],
             "walk" => &["plan", "match", "labels"],
+            "content" => {
+                let orc = self
+                    .config
+                    .orc
+                    .as_ref()
+                    .ok_or(content::ContentError::NoOrc)?;
+                for t in ["content", "skipped_content"] {
+                    for f in content::table_files(orc, t) {
+                        inputs.insert(
+                            format!("orc:{}", f.display()),
+                            checkpoint::file_fingerprint(&f)?,
+                        );
+                    }
+                }
+                &["walk"]
+            }
+            "fetch" => {
+                let text = serde_json::to_string(&self.config.fetch).expect("serialises");
+                inputs.insert("fetch_options".into(), text);
+                &["content"]
+            }
+            "export" => {
+                let text = serde_json::to_string(&self.config.export).expect("serialises");
+                inputs.insert("export_options".into(), text);
+                &["walk", "content", "fetch"]
+            }
             other => return Err(PipelineError::UnknownPhase(other.to_string())),
         };
         for d in deps {
@@ -137,7 +181,12 @@ impl Pipeline {
             .find(|p| **p == phase)
             .ok_or_else(|| PipelineError::UnknownPhase(phase.to_string()))?;
         let inputs = self.inputs(phase)?;
-        if let Some(manifest) = self.workdir.done(phase, VERSION, &inputs)? {
+        // A fetch that gave up on some blobs is not done: the next run retries them.
+        let done = self
+            .workdir
+            .done(phase, VERSION, &inputs)?
+            .filter(|m| phase != "fetch" || m.counts.get("failed").copied().unwrap_or(0) == 0);
+        if let Some(manifest) = done {
             log::info!("phase {phase}: checkpoint is current, skipped");
             return Ok(PhaseOutcome {
                 phase,
@@ -158,6 +207,11 @@ impl Pipeline {
 
     fn dir(&self, phase: &str) -> std::path::PathBuf {
         self.workdir.phase_dir(phase)
+    }
+
+    /// The durable blob store, outside any phase folder so that a killed fetch keeps it.
+    pub fn blob_dir(&self) -> std::path::PathBuf {
+        self.workdir.root().join("blobs")
     }
 
     fn execute(
@@ -309,6 +363,95 @@ impl Pipeline {
                 }
                 counts.insert("rows".into(), results.len() as u64);
             }
+            "content" => {
+                let orc = self
+                    .config
+                    .orc
+                    .as_ref()
+                    .ok_or(content::ContentError::NoOrc)?;
+                let needed = needed_contents(&self.dir("walk"))?;
+                let (rows, by_status) = content::run(orc, &needed, &out)?;
+                counts.insert("orc_rows_read".into(), rows);
+                counts.insert("needed".into(), needed.len() as u64);
+                for (s, n) in by_status {
+                    counts.insert(format!("status_{s}"), n);
+                }
+            }
+            "fetch" => {
+                let join = content::load(&self.dir("content").join("join.parquet"))?;
+                let mut wants: Vec<fetch::Want> = join
+                    .iter()
+                    .filter(|(_, k)| k.status == "visible")
+                    .filter_map(|(g, k)| {
+                        let sha1 = hex::decode(k.sha1.as_deref()?).ok()?.try_into().ok()?;
+                        let sha1_git = hex::decode(g).ok()?.try_into().ok()?;
+                        Some(fetch::Want {
+                            sha1,
+                            sha1_git,
+                            length: k.length?,
+                        })
+                    })
+                    .collect();
+                wants.sort_by_key(|w| w.sha1);
+                wants.dedup_by_key(|w| w.sha1);
+                let mut store = fetch::PackStore::open(&self.blob_dir())?;
+                let (c, failed) = fetch::fetch_all(&wants, &mut store, &self.config.fetch)?;
+                let status = |w: &fetch::Want| {
+                    store
+                        .get(&w.sha1)
+                        .map_or("fetch_failed", |r| r.status.name())
+                };
+                for w in &wants {
+                    *counts.entry(format!("status_{}", status(w))).or_default() += 1;
+                }
+                use arrow::array::{ArrayRef, StringArray};
+                use std::sync::Arc;
+                table::write(
+                    &out.join("fetched.parquet"),
+                    vec![
+                        (
+                            "sha1",
+                            Arc::new(StringArray::from_iter_values(
+                                wants.iter().map(|w| crate::hashes::hex(&w.sha1)),
+                            )) as ArrayRef,
+                        ),
+                        (
+                            "status",
+                            Arc::new(StringArray::from_iter_values(wants.iter().map(status))),
+                        ),
+                    ],
+                )?;
+                counts.insert("wanted".into(), c.wanted);
+                counts.insert("already_stored".into(), c.already);
+                counts.insert("requests".into(), c.requests);
+                counts.insert("retries".into(), c.retries);
+                counts.insert("refused_bodies".into(), c.refused);
+                counts.insert("fetched".into(), c.fetched);
+                counts.insert("fetched_bytes".into(), c.fetched_bytes);
+                counts.insert("failed".into(), failed.len() as u64);
+                if !failed.is_empty() {
+                    log::warn!(
+                        "fetch: {} blobs failed every attempt; rerun to retry them",
+                        failed.len()
+                    );
+                }
+            }
+            "export" => {
+                let join = content::load(&self.dir("content").join("join.parquet"))?;
+                let store = fetch::PackStore::open(&self.blob_dir())?;
+                let by_status =
+                    export::run(&self.dir("walk"), &join, &store, &self.config.export, &out)?;
+                for (s, n) in by_status {
+                    counts.insert(
+                        if s == "files" {
+                            s
+                        } else {
+                            format!("status_{s}")
+                        },
+                        n,
+                    );
+                }
+            }
             _ => unreachable!("checked by run_phase"),
         }
         let manifest = staging.commit(VERSION, inputs, counts)?;
@@ -319,6 +462,35 @@ impl Pipeline {
             manifest,
         })
     }
+}
+
+/// The content ids the resolved rows need (rows resolved to a file or a link).
+fn needed_contents(walk_dir: &Path) -> Result<Vec<String>, PipelineError> {
+    let mut ids = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(walk_dir)
+        .map_err(|source| PipelineError::Io {
+            path: walk_dir.display().to_string(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    for f in files {
+        let b = table::read(&f)?;
+        let status = table::strings(&b, &f, "status")?;
+        let sha = table::strings(&b, &f, "sha1_git")?;
+        for (st, s) in status.into_iter().zip(sha) {
+            if matches!(st.as_deref(), Some("ok" | "symlink")) {
+                if let Some(s) = s {
+                    ids.push(s);
+                }
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
 }
 
 fn write_entries(

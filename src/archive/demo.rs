@@ -39,13 +39,17 @@ const DEMO_CONFIG: &str = "# unearth run --config <demo>/unearth.toml\n\
 graph = \"graph/graph\"\n\
 metadata = \"metadata/part_0.parquet\"\n\
 workdir = \"work\"\n\
+orc = \"orc\"\n\
 \n\
 [options]\n\
-url_templates = [\"https://github.com/{slug}\"]\n";
+url_templates = [\"https://github.com/{slug}\"]\n\
+\n\
+[fetch]\n\
+store = \"file://objects/content\"\n";
 
 /// Stamp identifying this demo in the manifest: a rerun with the same stamp is a no-op.
 pub fn stamp() -> String {
-    format!("unearth demo v2 seed {SEED}")
+    format!("unearth demo v3 seed {SEED}")
 }
 
 /// What the generator knows about one archived commit.

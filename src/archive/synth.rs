@@ -296,7 +296,8 @@ pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<Manifest, ArchiveErro
     let config = root.join(super::demo::CONFIG);
     std::fs::write(
         &config,
-        "graph = \"graph/graph\"\nmetadata = \"metadata\"\nworkdir = \"work\"\n",
+        "graph = \"graph/graph\"\nmetadata = \"metadata\"\nworkdir = \"work\"\norc = \"orc\"\n\n\
+         [fetch]\nstore = \"file://objects/content\"\n",
     )
     .map_err(|e| ArchiveError::io(&config, e))?;
 
