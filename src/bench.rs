@@ -265,10 +265,15 @@ pub fn bench(
         suffixed(g, ".node2swhid.bin"),
     ];
     let label_files = vec![suffixed(g, "-labelled.labels")];
-    let baselines = vec![
+    let mut baselines = vec![
         baseline("node2type + node2swhid", &scan_files)?,
         baseline("graph-labelled.labels", &label_files)?,
     ];
+    if let Some(orc) = &cfg.orc {
+        let mut files = crate::content::table_files(orc, "content");
+        files.extend(crate::content::table_files(orc, "skipped_content"));
+        baselines.push(baseline("ORC content + skipped_content", &files)?);
+    }
     let mut figures = Vec::new();
     let phases = if cfg.orc.is_some() {
         &PHASES[..]
@@ -296,6 +301,11 @@ pub fn bench(
                     Some(&baselines[1]),
                     secs,
                 )
+            }
+            "content" if baselines.len() > 2 => {
+                let m = manifest()?;
+                let secs = m.counts.get("pass_micros").map(|us| *us as f64 / 1e6);
+                (Some(baselines[2].bytes), Some(&baselines[2]), secs)
             }
             "fetch" => {
                 let m = manifest()?;

@@ -158,6 +158,7 @@ pub fn run(
     needed: &[String],
     out: &Path,
 ) -> Result<(u64, HashMap<&'static str, u64>), ContentError> {
+    let started = std::time::Instant::now();
     let want: HashMap<String, ()> = needed.iter().map(|s| (s.clone(), ())).collect();
     let mut found: HashMap<String, Known> = HashMap::new();
     let mut rows = 0;
@@ -166,9 +167,10 @@ pub fn run(
             rows += scan_file(&f, skipped, &want, &mut found)?;
         }
     }
+    let mut counts: HashMap<&'static str, u64> = HashMap::new();
+    counts.insert("pass_micros", started.elapsed().as_micros() as u64);
     let mut ids: Vec<&String> = want.keys().collect();
     ids.sort();
-    let mut counts: HashMap<&'static str, u64> = HashMap::new();
     let get = |id: &String| found.get(id);
     for id in &ids {
         *counts

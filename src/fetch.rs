@@ -501,6 +501,8 @@ async fn run_requests(
     );
     pl.start("Fetching and verifying blobs");
     let mut tasks = tokio::task::JoinSet::new();
+    let mut counts = FetchCounts::default();
+    let mut failed = Vec::new();
     for w in todo.iter().cloned() {
         let permit = sem.clone().acquire_owned().await.expect("semaphore open");
         let source = source.clone();
@@ -509,11 +511,18 @@ async fn run_requests(
         let mut pl = pl.clone();
         tasks.spawn(async move {
             let r = fetch_one(&w, &source, &opts).await;
-            let (status, data) = match &r.outcome {
-                Outcome::Ok(d) => (Some(BlobStatus::Ok), Some(d.clone())),
+            let (status, data) = match r.outcome {
+                Outcome::Ok(d) => (Some(BlobStatus::Ok), Some(d)),
                 Outcome::Missing => (Some(BlobStatus::Missing), None),
                 Outcome::Corrupt => (Some(BlobStatus::Corrupt), None),
                 Outcome::Failed => (None, None),
+            };
+            // What the counters need; the bytes go to the writer and are not kept here.
+            let summary = Summary {
+                status,
+                bytes: data.as_ref().map_or(0, |d| d.len() as u64),
+                requests: r.requests,
+                refused: r.refused,
             };
             if let Some(st) = status {
                 // The writer thread owns the store; a full channel applies back-pressure.
@@ -523,28 +532,41 @@ async fn run_requests(
             }
             pl.light_update();
             drop(permit);
-            (w.sha1, r)
+            (w.sha1, summary)
         });
+        // Collect finished tasks as we go, so that results never pile up.
+        while let Some(joined) = tasks.try_join_next() {
+            tally(joined.expect("fetch task"), &mut counts, &mut failed);
+        }
     }
     drop(tx);
-    let mut counts = FetchCounts::default();
-    let mut failed = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let (sha1, r) = joined.expect("fetch task");
-        counts.requests += r.requests;
-        counts.retries += r.requests.saturating_sub(1);
-        counts.refused += r.refused;
-        match r.outcome {
-            Outcome::Ok(d) => {
-                counts.fetched += 1;
-                counts.fetched_bytes += d.len() as u64;
-            }
-            Outcome::Failed => failed.push(sha1),
-            _ => {}
-        }
+        tally(joined.expect("fetch task"), &mut counts, &mut failed);
     }
     pl.done();
     (counts, failed)
+}
+
+/// What a finished fetch task reports.
+struct Summary {
+    status: Option<BlobStatus>,
+    bytes: u64,
+    requests: u64,
+    refused: u64,
+}
+
+fn tally((sha1, s): ([u8; 20], Summary), counts: &mut FetchCounts, failed: &mut Vec<[u8; 20]>) {
+    counts.requests += s.requests;
+    counts.retries += s.requests.saturating_sub(1);
+    counts.refused += s.refused;
+    match s.status {
+        Some(BlobStatus::Ok) => {
+            counts.fetched += 1;
+            counts.fetched_bytes += s.bytes;
+        }
+        None => failed.push(sha1),
+        _ => {}
+    }
 }
 
 enum Outcome {

@@ -325,7 +325,14 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let cfg = unearth::config::Config::load(&config.config)?;
             let (baselines, figures) = unearth::bench::bench(&cfg, s3_latency_ms)?;
-            let text = unearth::bench::report(&cfg, &baselines, &figures);
+            let mut text = unearth::bench::report(&cfg, &baselines, &figures);
+            if let Some(ms) = s3_latency_ms {
+                text.push_str(&format!(
+                    "(the store was served by s3s-fs on loopback, through a proxy adding {ms} ms \
+                     per request; fetch.concurrency = {})\n",
+                    cfg.fetch.concurrency
+                ));
+            }
             print!("{text}");
             if let Some(path) = report {
                 std::fs::write(&path, &text)

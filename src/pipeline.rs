@@ -374,7 +374,12 @@ impl Pipeline {
                 counts.insert("orc_rows_read".into(), rows);
                 counts.insert("needed".into(), needed.len() as u64);
                 for (s, n) in by_status {
-                    counts.insert(format!("status_{s}"), n);
+                    let key = if s == "pass_micros" {
+                        s.to_string()
+                    } else {
+                        format!("status_{s}")
+                    };
+                    counts.insert(key, n);
                 }
             }
             "fetch" => {
