@@ -456,6 +456,13 @@ impl Pipeline {
                         n,
                     );
                 }
+                // The summary a dataset user looks for, beside the data.
+                let summary = out.join("summary.json");
+                let text = serde_json::to_string_pretty(&counts).expect("serialises");
+                std::fs::write(&summary, text + "\n").map_err(|source| PipelineError::Io {
+                    path: summary.display().to_string(),
+                    source,
+                })?;
             }
             _ => unreachable!("checked by run_phase"),
         }

@@ -136,6 +136,11 @@ fn local_store_export_matches_git() {
     assert_eq!(counts.get("symlink"), Some(&1), "{counts:?}");
     assert!(counts["ok"] >= 20, "{counts:?}");
     assert_eq!(counts.values().sum::<usize>(), 46, "every row once");
+    let summary: BTreeMap<String, u64> = serde_json::from_str(
+        &std::fs::read_to_string(demo.join("work/export/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["status_ok"] as usize, counts["ok"], "{summary:?}");
 
     // A blob whose bytes were altered in the store is refused and never exported.
     let store = tmp.path().join("store");

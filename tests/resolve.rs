@@ -434,6 +434,66 @@ fn git_built_archive_resolves_like_git() {
     let m = Pipeline::open(Config::load(&config).unwrap()).unwrap();
     let matched = m.workdir().manifest("match").unwrap().unwrap();
     assert!(matched.counts["pairs_with_several_candidates_in_origin"] >= 1);
+
+    // The same rows through the content join, fetch and export: bytes equal to git's.
+    let layout = archive::ArchiveDir::new(&archive_dir);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "\n[options]",
+        &format!(
+            "orc = {:?}\n\n[options]",
+            layout.orc().display().to_string()
+        ),
+    ) + &format!(
+        "\n[fetch]\nstore = \"file://{}\"\n",
+        layout.contents().display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let outcomes = run(&config);
+    let ran: Vec<&str> = outcomes.iter().filter(|o| o.ran).map(|o| o.phase).collect();
+    assert_eq!(
+        ran,
+        ["content", "fetch", "export"],
+        "resolution checkpoints are reused"
+    );
+    let part = t.join("work/export/part-00000.parquet");
+    let b = unearth::table::read(&part).unwrap();
+    let s = |n: &str| unearth::table::strings(&b, &part, n).unwrap();
+    let (status, content, revs, paths, repos) = (
+        s("status"),
+        s("content"),
+        s("revision"),
+        s("rel_path"),
+        s("repo"),
+    );
+    let mut ok = 0;
+    for i in 0..b.num_rows() {
+        if matches!(status[i].as_deref(), Some("ok" | "symlink")) {
+            let spec = format!(
+                "{}:{}",
+                revs[i].as_ref().unwrap(),
+                paths[i].as_ref().unwrap()
+            );
+            let bytes = git_bytes(
+                &repo_of(repos[i].as_ref().unwrap()),
+                &["cat-file", "-p", &spec],
+            );
+            assert_eq!(
+                content[i].as_deref().map(str::as_bytes),
+                Some(&bytes[..]),
+                "row {i}"
+            );
+            ok += 1;
+        } else {
+            assert!(content[i].is_none(), "row {i}");
+        }
+    }
+    assert_eq!(
+        ok,
+        expect
+            .iter()
+            .filter(|s| matches!(**s, "ok" | "symlink"))
+            .count()
+    );
 }
 
 #[test]
