@@ -279,6 +279,7 @@ fn git_built_archive_resolves_like_git() {
     std::fs::create_dir_all(rich.join("src/deep")).unwrap();
     std::fs::write(rich.join("src/deep/a.rs"), "fn a() {}\n").unwrap();
     std::fs::write(rich.join("café.md"), "unicode\n").unwrap();
+    std::fs::write(rich.join("blob.bin"), [0xffu8, 0xfe, 0x00, 0x01, 0x80]).unwrap();
     std::fs::write(
         rich.join(OsStr::from_bytes(b"raw-\xff.bin")),
         "not utf-8 name\n",
@@ -359,6 +360,7 @@ fn git_built_archive_resolves_like_git() {
         ("t/rich", rich_head[..7].to_string(), "src/deep/a.rs".into()),
         ("t/rich", rich_head[..7].to_string(), "link".into()),
         ("t/rich", rich_head[..7].to_string(), "café.md".into()),
+        ("t/rich", rich_head[..7].to_string(), "blob.bin".into()),
         (
             "t/rich",
             rich_head[..7].to_string(),
@@ -409,6 +411,7 @@ fn git_built_archive_resolves_like_git() {
         "ok",
         "symlink",
         "ok",
+        "ok",
         "path_not_found",
         "path_not_found",
         "ok",
@@ -444,7 +447,7 @@ fn git_built_archive_resolves_like_git() {
             layout.orc().display().to_string()
         ),
     ) + &format!(
-        "\n[fetch]\nstore = \"file://{}\"\n",
+        "\n[fetch]\nstore = \"file://{}\"\n\n[export]\ninclude_binary = true\n",
         layout.contents().display()
     );
     std::fs::write(&config, text).unwrap();
@@ -465,26 +468,39 @@ fn git_built_archive_resolves_like_git() {
         s("rel_path"),
         s("repo"),
     );
+    let raw = b
+        .column_by_name("content_bytes")
+        .expect("include_binary adds content_bytes");
+    let raw = arrow::array::AsArray::as_binary::<i32>(raw);
     let mut ok = 0;
     for i in 0..b.num_rows() {
-        if matches!(status[i].as_deref(), Some("ok" | "symlink")) {
+        let git_says = || {
             let spec = format!(
                 "{}:{}",
                 revs[i].as_ref().unwrap(),
                 paths[i].as_ref().unwrap()
             );
-            let bytes = git_bytes(
+            git_bytes(
                 &repo_of(repos[i].as_ref().unwrap()),
                 &["cat-file", "-p", &spec],
-            );
-            assert_eq!(
-                content[i].as_deref().map(str::as_bytes),
-                Some(&bytes[..]),
-                "row {i}"
-            );
-            ok += 1;
-        } else {
-            assert!(content[i].is_none(), "row {i}");
+            )
+        };
+        match status[i].as_deref() {
+            Some("ok" | "symlink") => {
+                let bytes = git_says();
+                assert_eq!(
+                    content[i].as_deref().map(str::as_bytes),
+                    Some(&bytes[..]),
+                    "row {i}"
+                );
+                ok += 1;
+            }
+            Some("binary") => {
+                assert!(content[i].is_none(), "no text for binary row {i}");
+                assert_eq!(raw.value(i), &git_says()[..], "row {i}");
+                ok += 1;
+            }
+            _ => assert!(content[i].is_none(), "row {i}"),
         }
     }
     assert_eq!(
@@ -492,7 +508,8 @@ fn git_built_archive_resolves_like_git() {
         expect
             .iter()
             .filter(|s| matches!(**s, "ok" | "symlink"))
-            .count()
+            .count(),
+        "{status:?}"
     );
 }
 
