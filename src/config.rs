@@ -137,6 +137,44 @@ impl Default for ExportOptions {
     }
 }
 
+/// Shards per sharded phase (see `shard.rs`); each is one job of a Slurm array.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardOptions {
+    /// Revision scan, by node range.
+    pub scan: usize,
+    /// Label pass, by node range.
+    pub labels: usize,
+    /// Content join, by ORC file.
+    pub content: usize,
+    /// Fetch, by sha1 range.
+    pub fetch: usize,
+}
+
+impl Default for ShardOptions {
+    fn default() -> Self {
+        Self {
+            scan: 1,
+            labels: 1,
+            content: 1,
+            fetch: 1,
+        }
+    }
+}
+
+impl ShardOptions {
+    /// Shards of `phase`, or None for a phase that is not sharded.
+    pub fn of(&self, phase: &str) -> Option<usize> {
+        match phase {
+            "scan" => Some(self.scan.max(1)),
+            "labels" => Some(self.labels.max(1)),
+            "content" => Some(self.content.max(1)),
+            "fetch" => Some(self.fetch.max(1)),
+            _ => None,
+        }
+    }
+}
+
 /// A run's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,6 +197,12 @@ pub struct Config {
     /// Export options.
     #[serde(default)]
     pub export: ExportOptions,
+    /// Shards per sharded phase.
+    #[serde(default)]
+    pub shards: ShardOptions,
+    /// Slurm resources per phase (see `slurm.rs`).
+    #[serde(default)]
+    pub slurm: crate::slurm::SlurmOptions,
 }
 
 impl Config {

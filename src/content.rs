@@ -152,33 +152,63 @@ pub fn scan_file(
     Ok(rows)
 }
 
-/// Joins the needed ids with the tables under `orc_dir`; writes `out/join.parquet`.
-pub fn run(
-    orc_dir: &Path,
+/// Every ORC file of `content` then `skipped_content` under `orc_dir`, with whether it is
+/// of the skipped table: the list shards split.
+pub fn all_files(orc_dir: &Path) -> Vec<(PathBuf, bool)> {
+    let mut files: Vec<(PathBuf, bool)> = table_files(orc_dir, "content")
+        .into_iter()
+        .map(|f| (f, false))
+        .collect();
+    files.extend(
+        table_files(orc_dir, "skipped_content")
+            .into_iter()
+            .map(|f| (f, true)),
+    );
+    files
+}
+
+/// Reads `files`, keeping the rows whose sha1_git is needed; returns them and the rows read.
+pub fn scan(
+    files: &[(PathBuf, bool)],
     needed: &[String],
-    out: &Path,
-) -> Result<(u64, HashMap<&'static str, u64>), ContentError> {
-    let started = std::time::Instant::now();
+) -> Result<(HashMap<String, Known>, u64), ContentError> {
     let want: HashMap<String, ()> = needed.iter().map(|s| (s.clone(), ())).collect();
     let mut found: HashMap<String, Known> = HashMap::new();
     let mut rows = 0;
-    for (table, skipped) in [("content", false), ("skipped_content", true)] {
-        for f in table_files(orc_dir, table) {
-            rows += scan_file(&f, skipped, &want, &mut found)?;
+    for (f, skipped) in files {
+        rows += scan_file(f, *skipped, &want, &mut found)?;
+    }
+    Ok((found, rows))
+}
+
+/// Adds `other` into `into`, a visible copy winning over a skipped one.
+pub fn merge_into(into: &mut HashMap<String, Known>, other: HashMap<String, Known>) {
+    for (id, k) in other {
+        match into.get(&id) {
+            Some(old) if old.status == "visible" => {}
+            _ => {
+                into.insert(id, k);
+            }
         }
     }
-    let mut counts: HashMap<&'static str, u64> = HashMap::new();
-    counts.insert("pass_micros", started.elapsed().as_micros() as u64);
-    let mut ids: Vec<&String> = want.keys().collect();
-    ids.sort();
+}
+
+/// Writes one row per id of `ids` (sorted), `content_not_found` for those not in `found`;
+/// returns the count per status.
+pub fn write(
+    path: &Path,
+    ids: &[String],
+    found: &HashMap<String, Known>,
+) -> Result<HashMap<&'static str, u64>, ContentError> {
     let get = |id: &String| found.get(id);
-    for id in &ids {
+    let mut counts: HashMap<&'static str, u64> = HashMap::new();
+    for id in ids {
         *counts
             .entry(get(id).map_or("content_not_found", |k| k.status))
             .or_default() += 1;
     }
     table::write(
-        &out.join("join.parquet"),
+        path,
         vec![
             (
                 "sha1_git",
@@ -213,7 +243,7 @@ pub fn run(
             ),
         ],
     )?;
-    Ok((rows, counts))
+    Ok(counts)
 }
 
 /// The join read back: sha1_git -> what is known.

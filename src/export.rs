@@ -27,7 +27,7 @@ use parquet::arrow::ArrowWriter;
 
 use crate::config::ExportOptions;
 use crate::content::Known;
-use crate::fetch::{BlobStatus, PackStore};
+use crate::fetch::{BlobStatus, BlobStores};
 use crate::language::{language, quality};
 use crate::table::{self, TableError};
 
@@ -36,7 +36,7 @@ pub fn content_status(
     resolution: &str,
     sha1_git: Option<&str>,
     join: &HashMap<String, Known>,
-    store: &PackStore,
+    store: &BlobStores,
 ) -> Result<(String, Option<Vec<u8>>), TableError> {
     if !matches!(resolution, "ok" | "symlink") {
         return Ok((resolution.to_string(), None));
@@ -57,9 +57,9 @@ pub fn content_status(
     let Some(rec) = sha1.and_then(|s| store.get(&s)) else {
         return Ok(("fetch_failed".into(), None));
     };
-    match rec.status {
+    match rec.1.status {
         BlobStatus::Ok => {
-            let bytes = store.read(&rec).map_err(|e| TableError {
+            let bytes = store.read(rec).map_err(|e| TableError {
                 path: "blob store".into(),
                 reason: e.to_string(),
             })?;
@@ -143,7 +143,7 @@ fn err(path: &Path, e: impl ToString) -> TableError {
 pub fn run(
     walk_dir: &Path,
     join: &HashMap<String, Known>,
-    store: &PackStore,
+    store: &BlobStores,
     opts: &ExportOptions,
     out: &Path,
 ) -> Result<BTreeMap<String, u64>, TableError> {

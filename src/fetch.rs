@@ -258,6 +258,48 @@ impl PackStore {
     }
 }
 
+/// Every pack store under a folder (one per fetch shard), read as one.
+pub struct BlobStores(Vec<PackStore>);
+
+impl BlobStores {
+    /// Opens every store folder under `root` (none yet is fine).
+    pub fn open(root: &Path) -> Result<Self, FetchError> {
+        let mut dirs: Vec<PathBuf> = match std::fs::read_dir(root) {
+            Ok(d) => d
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(store_err(root, e)),
+        };
+        dirs.sort();
+        Ok(Self(
+            dirs.iter()
+                .map(|d| PackStore::open(d))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+
+    /// Where `sha1` is stored, if anywhere (an `Ok` copy wins over a failure status).
+    pub fn get(&self, sha1: &[u8; 20]) -> Option<(usize, Record)> {
+        let mut best = None;
+        for (i, s) in self.0.iter().enumerate() {
+            if let Some(r) = s.get(sha1) {
+                if r.status == BlobStatus::Ok {
+                    return Some((i, r));
+                }
+                best = Some((i, r));
+            }
+        }
+        best
+    }
+
+    /// The bytes of a stored blob.
+    pub fn read(&self, at: (usize, Record)) -> Result<Vec<u8>, FetchError> {
+        self.0[at.0].read(&at.1)
+    }
+}
+
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {

@@ -28,7 +28,7 @@ use std::path::Path;
 
 use dsi_bitstream::prelude::*;
 use epserde::deser::{Deserialize, Flags};
-use swh_graph::graph::{SwhForwardGraph, SwhGraphWithProperties, SwhUnidirectionalGraph};
+use swh_graph::graph::{SwhForwardGraph, SwhGraph, SwhGraphWithProperties, SwhUnidirectionalGraph};
 use value_traits::slices::SliceByValue;
 
 use crate::graph::suffixed;
@@ -124,11 +124,13 @@ pub fn name_ids<'a>(
     Ok(out)
 }
 
-/// Runs the pass over the reachable directories of the graph at `base`, keeping entries
+/// Runs the pass over the reachable directories of `shard` (a node range) of the graph at
+/// `base`, keeping entries
 /// whose name id is in `wanted` (sorted).
 pub fn pass(
     base: &Path,
     reachable: &Bits,
+    shard: crate::shard::Shard,
     wanted: &[u64],
     merge_gap: u64,
     dense_fraction: f64,
@@ -147,8 +149,11 @@ pub fn pass(
 
     let started = std::time::Instant::now();
     // Bit ranges of the reachable directories, in id order.
+    let nodes = shard.range(graph.num_nodes());
     let ranges: Vec<(usize, u64, u64)> = reachable
         .ones()
+        .skip_while(|n| *n < nodes.start)
+        .take_while(|n| *n < nodes.end)
         .map(|n| (n, ef.index_value(n), ef.index_value(n + 1)))
         .collect();
     let batches = |gap: u64| -> Vec<(usize, usize)> {

@@ -28,23 +28,23 @@ enum Command {
     /// Run every phase in order, skipping those whose checkpoint is current.
     Run(ConfigArg),
     /// Phase 1: read and validate the metadata, group rows by (repo, prefix).
-    Plan(ConfigArg),
+    Plan(PhaseArg),
     /// Phase 2: one sequential scan of revision nodes for the requested prefixes.
-    Scan(ConfigArg),
+    Scan(PhaseArg),
     /// Phase 3: decide which candidate revision belongs to each repository's origin.
-    Match(ConfigArg),
+    Match(PhaseArg),
     /// Phase 4: mark the directories the paths need, below each winning revision.
-    Reach(ConfigArg),
+    Reach(PhaseArg),
     /// Phase 5: one ordered pass over the labels file, keeping requested names.
-    Labels(ConfigArg),
+    Labels(PhaseArg),
     /// Phase 6: walk every row down its path and write the resolved output.
-    Walk(ConfigArg),
+    Walk(PhaseArg),
     /// Phase 7: sha1_git -> sha1 from the ORC content tables.
-    Content(ConfigArg),
+    Content(PhaseArg),
     /// Phase 8: fetch the blobs (S3 or a folder), verify them, store them durably.
-    Fetch(ConfigArg),
+    Fetch(PhaseArg),
     /// Phase 9: write the Parquet dataset with contents, language and quality columns.
-    Export(ConfigArg),
+    Export(PhaseArg),
     /// Run every phase in its own process on a fresh work directory and print wall time,
     /// peak memory, bytes read and the sequential passes' ratio to a raw read.
     Bench {
@@ -58,6 +58,14 @@ enum Command {
         #[arg(long)]
         s3_latency_ms: Option<u64>,
     },
+    /// Submit the pipeline to Slurm: one job per phase, job arrays for sharded phases.
+    #[command(subcommand)]
+    Slurm(SlurmCommand),
+    /// Per phase and shard: done, running, failed or missing, with counts and Slurm job ids.
+    Status {
+        /// The work directory.
+        workdir: PathBuf,
+    },
     /// Re-resolve a random sample of rows by random access and compare.
     Verify {
         #[command(flatten)]
@@ -69,6 +77,30 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum SlurmCommand {
+    /// Write the sbatch scripts into WORKDIR/slurm and submit them, chained with afterok.
+    Submit {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the scripts and sbatch commands instead of submitting.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct PhaseArg {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Run only shard I of N of a sharded phase (scan, labels, content, fetch), e.g. 3/8.
+    #[arg(long, conflicts_with = "merge")]
+    shard: Option<unearth::shard::Shard>,
+    /// Merge the shards of a sharded phase (all must be done).
+    #[arg(long)]
+    merge: bool,
 }
 
 #[derive(clap::Args)]
@@ -313,9 +345,53 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Fetch(arg)
         | Command::Export(arg) => {
             let phase = std::env::args().nth(1).unwrap_or_default();
-            let p = pipeline(&arg)?;
-            let outcome = p.run_phase(&phase)?;
+            let p = pipeline(&arg.config)?;
+            let outcome = match (arg.shard, arg.merge) {
+                (Some(shard), _) => p.run_shard(&phase, shard)?,
+                (None, true) => p.merge(&phase)?,
+                (None, false) => p.run_phase(&phase)?,
+            };
             report(&[outcome], &p);
+            Ok(())
+        }
+        Command::Slurm(SlurmCommand::Submit { config, dry_run }) => {
+            let cfg = unearth::config::Config::load(&config.config)?;
+            // Refuse a work directory of another graph before anything is queued.
+            unearth::pipeline::Pipeline::open(cfg.clone())?;
+            let sub = unearth::slurm::submit(&cfg, &config.config, dry_run)?;
+            for (script, cmd) in sub.scripts.iter().zip(&sub.commands) {
+                if dry_run {
+                    println!(
+                        "# {}\n{}",
+                        script.display(),
+                        std::fs::read_to_string(script)?
+                    );
+                }
+                println!("{cmd}");
+            }
+            if !dry_run {
+                for (name, id) in &sub.jobs {
+                    println!("submitted {name}: job {id}");
+                }
+            }
+            Ok(())
+        }
+        Command::Status { workdir } => {
+            anyhow::ensure!(
+                workdir.is_dir(),
+                "{} is not a work directory",
+                workdir.display()
+            );
+            for l in unearth::status::status(&workdir) {
+                let counts: Vec<String> = l
+                    .counts
+                    .iter()
+                    .filter(|(k, _)| !k.ends_with("micros"))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let job = l.job.map(|j| format!(" [job {j}]")).unwrap_or_default();
+                println!("{:<24} {:<10}{job} {}", l.what, l.state, counts.join(" "));
+            }
             Ok(())
         }
         Command::Bench {

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::checkpoint::{self, GraphFingerprint, PhaseManifest, Workdir};
 use crate::config::Config;
+use crate::shard::Shard;
 use crate::{content, export, fetch, labels, origins, plan, reach, scan, table, walk};
 
 /// The phases, in order.
@@ -180,6 +181,12 @@ impl Pipeline {
             .iter()
             .find(|p| **p == phase)
             .ok_or_else(|| PipelineError::UnknownPhase(phase.to_string()))?;
+        if let Some(n) = self.config.shards.of(phase) {
+            for index in 0..n {
+                self.run_shard(phase, Shard { index, count: n })?;
+            }
+            return self.merge(phase);
+        }
         let inputs = self.inputs(phase)?;
         // A fetch that gave up on some blobs is not done: the next run retries them.
         let done = self
@@ -231,17 +238,6 @@ impl Pipeline {
                 counts.insert("rejected".into(), c.rejected);
                 counts.insert("pairs".into(), c.pairs);
                 counts.insert("paths".into(), c.paths);
-            }
-            "scan" => {
-                let p = plan::Plan::load(&self.dir("plan"))?;
-                let set = scan::PrefixSet::new(p.pairs.iter().map(|(_, prefix)| prefix.as_str()));
-                let c = scan::run(base, &set, &out)?;
-                counts.insert("nodes".into(), c.nodes);
-                counts.insert("revisions".into(), c.revisions);
-                counts.insert("bucket_hits".into(), c.bucket_hits);
-                counts.insert("candidates".into(), c.candidates);
-                counts.insert("pass_micros".into(), c.pass_micros);
-                counts.insert("bucket_bits".into(), set.bucket_bits() as u64);
             }
             "match" => {
                 let p = plan::Plan::load(&self.dir("plan"))?;
@@ -319,39 +315,6 @@ impl Pipeline {
                 counts.insert("roots".into(), roots.len() as u64);
                 counts.insert("directories".into(), count);
             }
-            "labels" => {
-                let p = plan::Plan::load(&self.dir("plan"))?;
-                let mut comps: Vec<&str> = p.paths.iter().flat_map(|x| x.split('/')).collect();
-                comps.sort_unstable();
-                comps.dedup();
-                let names = labels::name_ids(base, comps.iter().copied())?;
-                let mut wanted: Vec<u64> = names.values().copied().collect();
-                wanted.sort_unstable();
-                wanted.dedup();
-                let bits_path = self.dir("reach").join("dirs.bits");
-                let bits = reach::Bits::read(&bits_path).map_err(|source| PipelineError::Io {
-                    path: bits_path.display().to_string(),
-                    source,
-                })?;
-                let (entries, st) = labels::pass(
-                    base,
-                    &bits,
-                    &wanted,
-                    opts.label_merge_gap,
-                    opts.label_dense_fraction,
-                )?;
-                write_entries(&out, &entries, &names)?;
-                counts.insert("components".into(), comps.len() as u64);
-                counts.insert("components_in_graph".into(), names.len() as u64);
-                counts.insert("directories".into(), st.dirs);
-                counts.insert("arcs".into(), st.arcs);
-                counts.insert("kept".into(), st.kept);
-                counts.insert("bytes_read".into(), st.bytes_read);
-                counts.insert("file_bytes".into(), st.file_bytes);
-                counts.insert("batches".into(), st.batches);
-                counts.insert("dense".into(), st.dense as u64);
-                counts.insert("pass_micros".into(), st.pass_micros);
-            }
             "walk" => {
                 let p = plan::Plan::load(&self.dir("plan"))?;
                 let pairs = walk::load_pairs(&self.dir("match").join("pairs.parquet"))?;
@@ -363,87 +326,9 @@ impl Pipeline {
                 }
                 counts.insert("rows".into(), results.len() as u64);
             }
-            "content" => {
-                let orc = self
-                    .config
-                    .orc
-                    .as_ref()
-                    .ok_or(content::ContentError::NoOrc)?;
-                let needed = needed_contents(&self.dir("walk"))?;
-                let (rows, by_status) = content::run(orc, &needed, &out)?;
-                counts.insert("orc_rows_read".into(), rows);
-                counts.insert("needed".into(), needed.len() as u64);
-                for (s, n) in by_status {
-                    let key = if s == "pass_micros" {
-                        s.to_string()
-                    } else {
-                        format!("status_{s}")
-                    };
-                    counts.insert(key, n);
-                }
-            }
-            "fetch" => {
-                let join = content::load(&self.dir("content").join("join.parquet"))?;
-                let mut wants: Vec<fetch::Want> = join
-                    .iter()
-                    .filter(|(_, k)| k.status == "visible")
-                    .filter_map(|(g, k)| {
-                        let sha1 = hex::decode(k.sha1.as_deref()?).ok()?.try_into().ok()?;
-                        let sha1_git = hex::decode(g).ok()?.try_into().ok()?;
-                        Some(fetch::Want {
-                            sha1,
-                            sha1_git,
-                            length: k.length?,
-                        })
-                    })
-                    .collect();
-                wants.sort_by_key(|w| w.sha1);
-                wants.dedup_by_key(|w| w.sha1);
-                let mut store = fetch::PackStore::open(&self.blob_dir())?;
-                let (c, failed) = fetch::fetch_all(&wants, &mut store, &self.config.fetch)?;
-                let status = |w: &fetch::Want| {
-                    store
-                        .get(&w.sha1)
-                        .map_or("fetch_failed", |r| r.status.name())
-                };
-                for w in &wants {
-                    *counts.entry(format!("status_{}", status(w))).or_default() += 1;
-                }
-                use arrow::array::{ArrayRef, StringArray};
-                use std::sync::Arc;
-                table::write(
-                    &out.join("fetched.parquet"),
-                    vec![
-                        (
-                            "sha1",
-                            Arc::new(StringArray::from_iter_values(
-                                wants.iter().map(|w| crate::hashes::hex(&w.sha1)),
-                            )) as ArrayRef,
-                        ),
-                        (
-                            "status",
-                            Arc::new(StringArray::from_iter_values(wants.iter().map(status))),
-                        ),
-                    ],
-                )?;
-                counts.insert("wanted".into(), c.wanted);
-                counts.insert("already_stored".into(), c.already);
-                counts.insert("requests".into(), c.requests);
-                counts.insert("retries".into(), c.retries);
-                counts.insert("refused_bodies".into(), c.refused);
-                counts.insert("fetched".into(), c.fetched);
-                counts.insert("fetched_bytes".into(), c.fetched_bytes);
-                counts.insert("failed".into(), failed.len() as u64);
-                if !failed.is_empty() {
-                    log::warn!(
-                        "fetch: {} blobs failed every attempt; rerun to retry them",
-                        failed.len()
-                    );
-                }
-            }
             "export" => {
                 let join = content::load(&self.dir("content").join("join.parquet"))?;
-                let store = fetch::PackStore::open(&self.blob_dir())?;
+                let store = fetch::BlobStores::open(&self.blob_dir())?;
                 let by_status =
                     export::run(&self.dir("walk"), &join, &store, &self.config.export, &out)?;
                 for (s, n) in by_status {
@@ -464,7 +349,7 @@ impl Pipeline {
                     source,
                 })?;
             }
-            _ => unreachable!("checked by run_phase"),
+            _ => unreachable!("sharded phases run through run_shard and merge"),
         }
         let manifest = staging.commit(VERSION, inputs, counts)?;
         log::info!("phase {phase}: done in {:.2}s", manifest.seconds);
@@ -474,6 +359,364 @@ impl Pipeline {
             manifest,
         })
     }
+}
+
+/// Name of the checkpoint folder of one shard of a phase.
+pub fn shard_name(phase: &str, shard: Shard) -> String {
+    format!("{phase}-{}", shard.dir_name())
+}
+
+impl Pipeline {
+    fn with_pool<T>(&self, f: impl FnOnce() -> T + Send) -> T
+    where
+        T: Send,
+    {
+        if self.config.options.threads > 0 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.config.options.threads)
+                .build()
+                .expect("thread pool");
+            pool.install(f)
+        } else {
+            f()
+        }
+    }
+
+    /// Inputs of one shard: the phase's, with the content join keeping only its own files.
+    fn shard_inputs(
+        &self,
+        phase: &str,
+        shard: Shard,
+    ) -> Result<BTreeMap<String, String>, PipelineError> {
+        let mut inputs = self.inputs(phase)?;
+        if phase == "content" {
+            let orc = self
+                .config
+                .orc
+                .as_ref()
+                .ok_or(content::ContentError::NoOrc)?;
+            let files = content::all_files(orc);
+            let mine: Vec<String> = files[shard.range(files.len())]
+                .iter()
+                .map(|(f, _)| format!("orc:{}", f.display()))
+                .collect();
+            inputs.retain(|k, _| !k.starts_with("orc:") || mine.contains(k));
+        }
+        inputs.insert("shard".into(), shard.to_string());
+        Ok(inputs)
+    }
+
+    /// Runs one shard of a sharded phase unless its checkpoint is current.
+    pub fn run_shard(&self, phase: &str, shard: Shard) -> Result<PhaseOutcome, PipelineError> {
+        let phase: &'static str = PHASES
+            .iter()
+            .find(|p| **p == phase && self.config.shards.of(p).is_some())
+            .ok_or_else(|| PipelineError::UnknownPhase(format!("{phase} (not sharded)")))?;
+        let name = shard_name(phase, shard);
+        let inputs = self.shard_inputs(phase, shard)?;
+        let done = self
+            .workdir
+            .done(&name, VERSION, &inputs)?
+            .filter(|m| phase != "fetch" || m.counts.get("failed").copied().unwrap_or(0) == 0);
+        if let Some(manifest) = done {
+            log::info!("phase {phase} shard {shard}: checkpoint is current, skipped");
+            return Ok(PhaseOutcome {
+                phase,
+                ran: false,
+                manifest,
+            });
+        }
+        log::info!("phase {phase} shard {shard}: running");
+        let staging = self.workdir.begin(&name)?;
+        let out = staging.path().to_owned();
+        let counts = self.with_pool(|| self.execute_shard(phase, shard, &out))?;
+        let manifest = staging.commit(VERSION, inputs, counts)?;
+        Ok(PhaseOutcome {
+            phase,
+            ran: true,
+            manifest,
+        })
+    }
+
+    fn execute_shard(
+        &self,
+        phase: &str,
+        shard: Shard,
+        out: &Path,
+    ) -> Result<BTreeMap<String, u64>, PipelineError> {
+        let base = &self.config.graph;
+        let opts = &self.config.options;
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        match phase {
+            "scan" => {
+                let p = plan::Plan::load(&self.dir("plan"))?;
+                let set = scan::PrefixSet::new(p.pairs.iter().map(|(_, prefix)| prefix.as_str()));
+                let c = scan::run(base, &set, shard, out)?;
+                counts.insert("nodes".into(), c.nodes);
+                counts.insert("revisions".into(), c.revisions);
+                counts.insert("bucket_hits".into(), c.bucket_hits);
+                counts.insert("candidates".into(), c.candidates);
+                counts.insert("bucket_bits".into(), set.bucket_bits() as u64);
+                counts.insert("pass_micros".into(), c.pass_micros);
+            }
+            "labels" => {
+                let p = plan::Plan::load(&self.dir("plan"))?;
+                let mut comps: Vec<&str> = p.paths.iter().flat_map(|x| x.split('/')).collect();
+                comps.sort_unstable();
+                comps.dedup();
+                let names = labels::name_ids(base, comps.iter().copied())?;
+                let mut wanted: Vec<u64> = names.values().copied().collect();
+                wanted.sort_unstable();
+                wanted.dedup();
+                let bits_path = self.dir("reach").join("dirs.bits");
+                let bits = reach::Bits::read(&bits_path).map_err(|source| PipelineError::Io {
+                    path: bits_path.display().to_string(),
+                    source,
+                })?;
+                let (entries, st) = labels::pass(
+                    base,
+                    &bits,
+                    shard,
+                    &wanted,
+                    opts.label_merge_gap,
+                    opts.label_dense_fraction,
+                )?;
+                write_entries(out, &entries, &names)?;
+                counts.insert("components".into(), comps.len() as u64);
+                counts.insert("components_in_graph".into(), names.len() as u64);
+                counts.insert("directories".into(), st.dirs);
+                counts.insert("arcs".into(), st.arcs);
+                counts.insert("kept".into(), st.kept);
+                counts.insert("bytes_read".into(), st.bytes_read);
+                counts.insert("file_bytes".into(), st.file_bytes);
+                counts.insert("batches".into(), st.batches);
+                counts.insert("dense".into(), st.dense as u64);
+                counts.insert("pass_micros".into(), st.pass_micros);
+            }
+            "content" => {
+                let orc = self
+                    .config
+                    .orc
+                    .as_ref()
+                    .ok_or(content::ContentError::NoOrc)?;
+                let started = std::time::Instant::now();
+                let needed = needed_contents(&self.dir("walk"))?;
+                let files = content::all_files(orc);
+                let mine = &files[shard.range(files.len())];
+                let (found, rows) = content::scan(mine, &needed)?;
+                let mut ids: Vec<String> = found.keys().cloned().collect();
+                ids.sort();
+                content::write(&out.join("found.parquet"), &ids, &found)?;
+                counts.insert("orc_files".into(), mine.len() as u64);
+                counts.insert("orc_rows_read".into(), rows);
+                counts.insert("found".into(), ids.len() as u64);
+                counts.insert("pass_micros".into(), started.elapsed().as_micros() as u64);
+            }
+            "fetch" => {
+                let join = content::load(&self.dir("content").join("join.parquet"))?;
+                let mut wants: Vec<fetch::Want> = join
+                    .iter()
+                    .filter(|(_, k)| k.status == "visible")
+                    .filter_map(|(g, k)| {
+                        let sha1 = hex::decode(k.sha1.as_deref()?).ok()?.try_into().ok()?;
+                        let sha1_git = hex::decode(g).ok()?.try_into().ok()?;
+                        Some(fetch::Want {
+                            sha1,
+                            sha1_git,
+                            length: k.length?,
+                        })
+                    })
+                    .filter(|w| shard.owns_sha1(&w.sha1))
+                    .collect();
+                wants.sort_by_key(|w| w.sha1);
+                wants.dedup_by_key(|w| w.sha1);
+                // Blobs any earlier run stored, under any sharding, are not asked again.
+                let before = fetch::BlobStores::open(&self.blob_dir())?;
+                let already = wants
+                    .iter()
+                    .filter(|w| before.get(&w.sha1).is_some())
+                    .count();
+                let todo: Vec<fetch::Want> = wants
+                    .iter()
+                    .filter(|w| before.get(&w.sha1).is_none())
+                    .cloned()
+                    .collect();
+                drop(before);
+                let mut store = fetch::PackStore::open(&self.blob_dir().join(shard.dir_name()))?;
+                let (c, failed) = fetch::fetch_all(&todo, &mut store, &self.config.fetch)?;
+                drop(store);
+                let after = fetch::BlobStores::open(&self.blob_dir())?;
+                let status = |w: &fetch::Want| {
+                    after
+                        .get(&w.sha1)
+                        .map_or("fetch_failed", |r| r.1.status.name())
+                };
+                for w in &wants {
+                    *counts.entry(format!("status_{}", status(w))).or_default() += 1;
+                }
+                write_fetched(out, &wants, status)?;
+                counts.insert("wanted".into(), wants.len() as u64);
+                counts.insert("already_stored".into(), already as u64);
+                counts.insert("requests".into(), c.requests);
+                counts.insert("retries".into(), c.retries);
+                counts.insert("refused_bodies".into(), c.refused);
+                counts.insert("fetched".into(), c.fetched);
+                counts.insert("fetched_bytes".into(), c.fetched_bytes);
+                counts.insert("failed".into(), failed.len() as u64);
+                if !failed.is_empty() {
+                    log::warn!(
+                        "fetch shard {shard}: {} blobs failed every attempt; rerun to retry them",
+                        failed.len()
+                    );
+                }
+            }
+            other => unreachable!("{other} is not sharded"),
+        }
+        Ok(counts)
+    }
+
+    /// Merges the shards of a sharded phase into the phase's output, unless current.
+    pub fn merge(&self, phase: &str) -> Result<PhaseOutcome, PipelineError> {
+        let phase: &'static str = PHASES
+            .iter()
+            .find(|p| **p == phase && self.config.shards.of(p).is_some())
+            .ok_or_else(|| PipelineError::UnknownPhase(format!("{phase} (not sharded)")))?;
+        let n = self.config.shards.of(phase).expect("sharded");
+        let mut inputs = self.inputs(phase)?;
+        let mut shards = Vec::new();
+        for index in 0..n {
+            let shard = Shard { index, count: n };
+            let name = shard_name(phase, shard);
+            let m = self
+                .workdir
+                .done(&name, VERSION, &self.shard_inputs(phase, shard)?)?
+                .ok_or_else(|| PipelineError::Missing {
+                    phase: format!("{phase} merge"),
+                    needs: format!("{phase} --shard {shard}"),
+                })?;
+            inputs.insert(format!("shard:{index}"), m.id());
+            shards.push((shard, m));
+        }
+        let done = self
+            .workdir
+            .done(phase, VERSION, &inputs)?
+            .filter(|m| phase != "fetch" || m.counts.get("failed").copied().unwrap_or(0) == 0);
+        if let Some(manifest) = done {
+            log::info!("phase {phase}: merge is current, skipped");
+            return Ok(PhaseOutcome {
+                phase,
+                ran: false,
+                manifest,
+            });
+        }
+        let staging = self.workdir.begin(phase)?;
+        let out = staging.path().to_owned();
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, m) in &shards {
+            for (k, v) in &m.counts {
+                match k.as_str() {
+                    // Per-run constants, not sums.
+                    "bucket_bits"
+                    | "components"
+                    | "components_in_graph"
+                    | "file_bytes"
+                    | "dense" => {
+                        counts.insert(k.clone(), *v);
+                    }
+                    _ => *counts.entry(k.clone()).or_default() += v,
+                }
+            }
+        }
+        counts.insert("shards".into(), n as u64);
+        let dirs: Vec<std::path::PathBuf> = shards
+            .iter()
+            .map(|(s, _)| self.dir(&shard_name(phase, *s)))
+            .collect();
+        match phase {
+            "scan" => concat_parquet(&dirs, "candidates.parquet", &out)?,
+            "labels" => {
+                concat_parquet(&dirs, "entries.parquet", &out)?;
+                std::fs::copy(dirs[0].join("names.parquet"), out.join("names.parquet")).map_err(
+                    |source| PipelineError::Io {
+                        path: out.display().to_string(),
+                        source,
+                    },
+                )?;
+            }
+            "content" => {
+                let needed = needed_contents(&self.dir("walk"))?;
+                let mut found = std::collections::HashMap::new();
+                for d in &dirs {
+                    content::merge_into(&mut found, content::load(&d.join("found.parquet"))?);
+                }
+                found.retain(|_, k| k.status != "content_not_found");
+                let by_status = content::write(&out.join("join.parquet"), &needed, &found)?;
+                counts.retain(|k, _| k != "found");
+                counts.insert("needed".into(), needed.len() as u64);
+                for (s, n) in by_status {
+                    counts.insert(format!("status_{s}"), n);
+                }
+            }
+            "fetch" => concat_parquet(&dirs, "fetched.parquet", &out)?,
+            _ => unreachable!("sharded"),
+        }
+        let manifest = staging.commit(VERSION, inputs, counts)?;
+        Ok(PhaseOutcome {
+            phase,
+            ran: true,
+            manifest,
+        })
+    }
+}
+
+fn write_fetched(
+    out: &Path,
+    wants: &[fetch::Want],
+    status: impl Fn(&fetch::Want) -> &'static str,
+) -> Result<(), PipelineError> {
+    use arrow::array::{ArrayRef, StringArray};
+    use std::sync::Arc;
+    table::write(
+        &out.join("fetched.parquet"),
+        vec![
+            (
+                "sha1",
+                Arc::new(StringArray::from_iter_values(
+                    wants.iter().map(|w| crate::hashes::hex(&w.sha1)),
+                )) as ArrayRef,
+            ),
+            (
+                "status",
+                Arc::new(StringArray::from_iter_values(wants.iter().map(status))),
+            ),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Concatenates `name` from each shard folder, in shard order, into `out/name`.
+fn concat_parquet(
+    dirs: &[std::path::PathBuf],
+    name: &str,
+    out: &Path,
+) -> Result<(), PipelineError> {
+    let mut batches = Vec::new();
+    for d in dirs {
+        batches.push(table::read(&d.join(name))?);
+    }
+    let schema = batches[0].schema();
+    let all = arrow::compute::concat_batches(&schema, &batches).map_err(|e| table::TableError {
+        path: out.join(name).display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(all.columns())
+        .map(|(f, c)| (f.name().as_str(), c.clone()))
+        .collect();
+    table::write(&out.join(name), columns)?;
+    Ok(())
 }
 
 /// The content ids the resolved rows need (rows resolved to a file or a link).

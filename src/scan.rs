@@ -125,8 +125,14 @@ pub struct ScanCounts {
     pub pass_micros: u64,
 }
 
-/// Scans the graph at `base` for revisions matching `prefixes`; writes `out/candidates.parquet`.
-pub fn run(base: &Path, prefixes: &PrefixSet, out: &Path) -> Result<ScanCounts, ScanError> {
+/// Scans the nodes of `shard` of the graph at `base` for revisions matching `prefixes`;
+/// writes `out/candidates.parquet`.
+pub fn run(
+    base: &Path,
+    prefixes: &PrefixSet,
+    shard: crate::shard::Shard,
+    out: &Path,
+) -> Result<ScanCounts, ScanError> {
     let graph_err = |path: std::path::PathBuf, e: &dyn std::fmt::Display| ScanError::Graph {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -138,19 +144,20 @@ pub fn run(base: &Path, prefixes: &PrefixSet, out: &Path) -> Result<ScanCounts, 
     let swhids = Node2SWHID::load(&swhids_path).map_err(|e| graph_err(swhids_path, &e))?;
 
     let started = std::time::Instant::now();
+    let nodes = shard.range(n);
     const CHUNK: usize = 1 << 20;
     let mut pl = concurrent_progress_logger!(
         item_name = "node",
         display_memory = true,
-        expected_updates = Some(n)
+        expected_updates = Some(nodes.len())
     );
-    pl.start("Scanning revision nodes");
-    let chunks: Vec<(Vec<(u64, String)>, ScanCounts)> = (0..n.div_ceil(CHUNK))
+    pl.start(format!("Scanning revision nodes of shard {shard}"));
+    let chunks: Vec<(Vec<(u64, String)>, ScanCounts)> = (0..nodes.len().div_ceil(CHUNK))
         .into_par_iter()
         .map_with(pl.clone(), |pl, c| {
             let mut found = Vec::new();
             let mut counts = ScanCounts::default();
-            let range = c * CHUNK..((c + 1) * CHUNK).min(n);
+            let range = nodes.start + c * CHUNK..(nodes.start + (c + 1) * CHUNK).min(nodes.end);
             counts.nodes = range.len() as u64;
             for node in range.clone() {
                 if types.get(node).ok() != Some(NodeType::Revision) {

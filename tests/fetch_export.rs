@@ -381,7 +381,7 @@ fn killed_fetch_resumes_without_refetching() {
         .arg(&cfg)
         .spawn()
         .unwrap();
-    let idx = demo.join("work/blobs/pack-00000.idx");
+    let idx = demo.join("work/blobs/shard-0000-of-0001/pack-00000.idx");
     let start = Instant::now();
     while std::fs::metadata(&idx).map(|m| m.len()).unwrap_or(0) < 40 * 8 {
         assert!(

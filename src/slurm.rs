@@ -1,0 +1,308 @@
+//! Running the pipeline on a Slurm cluster: one job per phase, a job array per sharded phase
+//! followed by its merge job, chained with `--dependency=afterok`.
+//!
+//! `unearth slurm submit --config FILE` renders `slurm/job.sbatch` (the template shipped with
+//! unearth, or `[slurm] template` from the config) once per job into `WORKDIR/slurm/`, submits
+//! them in order with `sbatch --parsable`, and records the job ids in
+//! `WORKDIR/slurm/jobs.json` for `unearth status`. Jobs are `--requeue`able: every phase
+//! resumes from its checkpoints. Values from the configuration reach the scripts single-quoted
+//! ([`quote`]), so nothing in them runs as shell. A resubmission skips nothing by itself:
+//! each job finds its checkpoint current and exits at once, and failed shards run again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::pipeline::PHASES;
+
+/// Resources of one phase's jobs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resources {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--cpus-per-task`.
+    pub cpus: Option<u32>,
+    /// `--mem`, e.g. `64G`.
+    pub mem: Option<String>,
+    /// `--time`, e.g. `2-00:00:00`.
+    pub time: Option<String>,
+}
+
+/// The `[slurm]` section: defaults, per-phase overrides, and paths.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmOptions {
+    /// Resources of every job unless a phase overrides them.
+    pub default: Resources,
+    /// Per-phase overrides, by phase name.
+    pub phases: BTreeMap<String, Resources>,
+    /// sbatch template; defaults to the one shipped in `slurm/job.sbatch`.
+    pub template: Option<PathBuf>,
+    /// The `unearth` binary the jobs run; defaults to this one.
+    pub binary: Option<PathBuf>,
+}
+
+/// Errors of Slurm submission.
+#[derive(Debug, thiserror::Error)]
+#[error("slurm: {0}")]
+pub struct SlurmError(pub String);
+
+/// The template shipped with unearth (a copy of `slurm/job.sbatch`).
+pub const TEMPLATE: &str = include_str!("../slurm/job.sbatch");
+
+/// Quotes `s` for a POSIX shell: single quotes, with each `'` written as `'\''`.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// One job to submit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Name, e.g. `scan`, `scan-merge`.
+    pub name: String,
+    /// Phase.
+    pub phase: String,
+    /// Array size for a sharded phase's shard jobs.
+    pub array: Option<usize>,
+    /// The unearth arguments (after the binary).
+    pub args: Vec<String>,
+}
+
+/// The jobs of a whole run, in dependency order.
+pub fn plan_jobs(config: &Config) -> Vec<Job> {
+    let last = if config.orc.is_some() {
+        PHASES.len()
+    } else {
+        crate::pipeline::RESOLUTION_PHASES
+    };
+    let mut jobs = Vec::new();
+    for phase in &PHASES[..last] {
+        match config.shards.of(phase) {
+            Some(n) => {
+                jobs.push(Job {
+                    name: phase.to_string(),
+                    phase: phase.to_string(),
+                    array: Some(n),
+                    args: vec![
+                        phase.to_string(),
+                        "--shard".into(),
+                        format!("${{SLURM_ARRAY_TASK_ID}}/{n}"),
+                    ],
+                });
+                jobs.push(Job {
+                    name: format!("{phase}-merge"),
+                    phase: phase.to_string(),
+                    array: None,
+                    args: vec![phase.to_string(), "--merge".into()],
+                });
+            }
+            None => jobs.push(Job {
+                name: phase.to_string(),
+                phase: phase.to_string(),
+                array: None,
+                args: vec![phase.to_string()],
+            }),
+        }
+    }
+    jobs
+}
+
+/// Renders the sbatch script of `job`.
+pub fn render(
+    template: &str,
+    config: &Config,
+    config_path: &Path,
+    binary: &Path,
+    job: &Job,
+) -> String {
+    let r = config
+        .slurm
+        .phases
+        .get(&job.phase)
+        .cloned()
+        .unwrap_or_default();
+    let d = &config.slurm.default;
+    let mut directives = vec![
+        format!(
+            "#SBATCH --job-name={}",
+            quote(&format!("unearth-{}", job.name))
+        ),
+        "#SBATCH --requeue".to_string(),
+        format!(
+            "#SBATCH --output={}",
+            quote(
+                &config
+                    .workdir
+                    .join("slurm")
+                    .join(format!("{}-%A_%a.log", job.name))
+                    .display()
+                    .to_string()
+            )
+        ),
+    ];
+    if let Some(n) = job.array {
+        directives.push(format!("#SBATCH --array=0-{}", n - 1));
+    }
+    if let Some(v) = r.partition.as_ref().or(d.partition.as_ref()) {
+        directives.push(format!("#SBATCH --partition={}", quote(v)));
+    }
+    if let Some(v) = r.account.as_ref().or(d.account.as_ref()) {
+        directives.push(format!("#SBATCH --account={}", quote(v)));
+    }
+    if let Some(v) = r.cpus.or(d.cpus) {
+        directives.push(format!("#SBATCH --cpus-per-task={v}"));
+    }
+    if let Some(v) = r.mem.as_ref().or(d.mem.as_ref()) {
+        directives.push(format!("#SBATCH --mem={}", quote(v)));
+    }
+    if let Some(v) = r.time.as_ref().or(d.time.as_ref()) {
+        directives.push(format!("#SBATCH --time={}", quote(v)));
+    }
+    // Arguments are quoted, except the array index, which the shell must expand.
+    let args: Vec<String> = job
+        .args
+        .iter()
+        .map(|a| {
+            if a.contains("${SLURM_ARRAY_TASK_ID}") {
+                format!("\"{a}\"")
+            } else {
+                quote(a)
+            }
+        })
+        .collect();
+    let command = format!(
+        "{} {} --config {}",
+        quote(&binary.display().to_string()),
+        args.join(" "),
+        quote(&config_path.display().to_string())
+    );
+    template
+        .replace("{{directives}}", &directives.join("\n"))
+        .replace("{{command}}", &command)
+}
+
+/// What a submission did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Submission {
+    /// Job name -> Slurm job id.
+    pub jobs: BTreeMap<String, String>,
+    /// The sbatch command lines, in order.
+    pub commands: Vec<String>,
+    /// The scripts written.
+    pub scripts: Vec<PathBuf>,
+}
+
+/// Writes the scripts and (unless `dry_run`) submits them; `jobs.json` records the ids.
+pub fn submit(
+    config: &Config,
+    config_path: &Path,
+    dry_run: bool,
+) -> Result<Submission, SlurmError> {
+    let e = |x: &dyn std::fmt::Display| SlurmError(x.to_string());
+    let dir = config.workdir.join("slurm");
+    std::fs::create_dir_all(&dir).map_err(|x| e(&x))?;
+    let template = match &config.slurm.template {
+        Some(p) => std::fs::read_to_string(p).map_err(|x| e(&format!("{}: {x}", p.display())))?,
+        None => TEMPLATE.to_string(),
+    };
+    let binary = match &config.slurm.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|x| e(&x))?,
+    };
+    let config_path = std::fs::canonicalize(config_path).map_err(|x| e(&x))?;
+    let mut sub = Submission::default();
+    let mut previous: Option<String> = None;
+    for job in plan_jobs(config) {
+        let script = dir.join(format!("{}.sbatch", job.name));
+        std::fs::write(
+            &script,
+            render(&template, config, &config_path, &binary, &job),
+        )
+        .map_err(|x| e(&x))?;
+        let mut cmd = vec!["sbatch".to_string(), "--parsable".into()];
+        if let Some(p) = &previous {
+            cmd.push(format!("--dependency=afterok:{p}"));
+            cmd.push("--kill-on-invalid-dep=no".into());
+        }
+        cmd.push(script.display().to_string());
+        sub.commands
+            .push(cmd.iter().map(|c| quote(c)).collect::<Vec<_>>().join(" "));
+        sub.scripts.push(script.clone());
+        let id = if dry_run {
+            format!("<{}>", job.name)
+        } else {
+            let out = std::process::Command::new(&cmd[0])
+                .args(&cmd[1..])
+                .output()
+                .map_err(|x| e(&format!("cannot run sbatch: {x}")))?;
+            if !out.status.success() {
+                return Err(SlurmError(format!(
+                    "sbatch {} failed: {}",
+                    script.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
+        sub.jobs.insert(job.name.clone(), id.clone());
+        previous = Some(id);
+    }
+    if !dry_run {
+        let path = dir.join("jobs.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&sub).expect("serialises"),
+        )
+        .map_err(|x| e(&x))?;
+    }
+    Ok(sub)
+}
+
+/// States of this run's Slurm jobs, by job id (array tasks as `ID_I`), from `squeue`.
+pub fn job_states(workdir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(workdir.join("slurm/jobs.json")) else {
+        return out;
+    };
+    let Ok(sub) = serde_json::from_str::<Submission>(&text) else {
+        return out;
+    };
+    let ids: Vec<&str> = sub.jobs.values().map(String::as_str).collect();
+    if let Ok(o) = std::process::Command::new("squeue")
+        .args(["--states=all", "-h", "-o", "%i %T", "-j", &ids.join(",")])
+        .output()
+    {
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            if let Some((id, state)) = line.trim().split_once(' ') {
+                out.insert(id.to_string(), state.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_shell_out() {
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("x'; rm -rf /; '"), r"'x'\''; rm -rf /; '\'''");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {}", quote("$(echo pwned)'`id`"))])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "$(echo pwned)'`id`");
+    }
+}
