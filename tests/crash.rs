@@ -1,0 +1,167 @@
+//! Crash safety without Slurm: every phase killed with SIGKILL at random moments (seeded),
+//! then rerun; the final dataset must equal an uninterrupted run's, row for row. Also: a
+//! sharded run gives exactly the single run's output.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rand::{Rng, SeedableRng};
+use unearth::archive;
+use unearth::pipeline::PHASES;
+
+/// The export as sorted rows of (row_id, status, sha1_git, content).
+fn export_rows(workdir: &Path) -> Vec<String> {
+    let dir = workdir.join("export");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    let mut rows = Vec::new();
+    for f in files {
+        let b = unearth::table::read(&f).unwrap();
+        let ids = unearth::table::u64s(&b, &f, "row_id").unwrap();
+        let s = |n: &str| unearth::table::strings(&b, &f, n).unwrap();
+        let (st, sha, content, rev) = (s("status"), s("sha1_git"), s("content"), s("revision"));
+        for i in 0..b.num_rows() {
+            rows.push(format!(
+                "{} {:?} {:?} {:?} {:?}",
+                ids[i], st[i], rev[i], sha[i], content[i]
+            ));
+        }
+    }
+    rows
+}
+
+fn demo_with(tmp: &Path, name: &str, extra: &str) -> std::path::PathBuf {
+    let out = tmp.join(name);
+    archive::demo::build_demo(&out).unwrap();
+    let cfg = out.join(archive::demo::CONFIG);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(extra);
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+const SHARDS: &str = "\n[shards]\nscan = 3\nlabels = 2\ncontent = 2\nfetch = 3\n";
+
+#[test]
+fn sharded_run_equals_single_run() {
+    let tmp = tempdir();
+    let single = demo_with(tmp.path(), "single", "");
+    let sharded = demo_with(tmp.path(), "sharded", SHARDS);
+    for cfg in [&single, &sharded] {
+        let o = unearth()
+            .args(["run", "--config"])
+            .arg(cfg)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let a = export_rows(&tmp.path().join("single/work"));
+    let b = export_rows(&tmp.path().join("sharded/work"));
+    assert_eq!(a.len(), 46);
+    assert_eq!(a, b);
+    // Shards are real: each sharded phase has its shard checkpoints.
+    for (phase, n) in [("scan", 3), ("labels", 2), ("content", 2), ("fetch", 3)] {
+        for i in 0..n {
+            let d = tmp
+                .path()
+                .join(format!("sharded/work/{phase}-shard-{i:04}-of-{n:04}"));
+            assert!(d.join("manifest.json").is_file(), "{}", d.display());
+        }
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_then_rerun_gives_the_same_dataset() {
+    let tmp = tempdir();
+    let reference = demo_with(tmp.path(), "reference", SHARDS);
+    let o = unearth()
+        .args(["run", "--config"])
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let want = export_rows(&tmp.path().join("reference/work"));
+
+    let cfg = demo_with(tmp.path(), "crashy", SHARDS);
+    let work = tmp.path().join("crashy/work");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261121);
+    let mut kills = 0;
+    let mut per_phase = std::collections::BTreeMap::new();
+    for phase in PHASES {
+        // How long the phase takes here, to aim the kills inside it.
+        let t = Instant::now();
+        let o = unearth()
+            .args([phase, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{phase}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let took = t.elapsed().as_micros().max(2_000) as u64;
+        let mut attempts = 0;
+        while per_phase.get(phase).copied().unwrap_or(0) < 3 && attempts < 200 {
+            attempts += 1;
+            // Make the phase (and its shards) redo its work, then kill it somewhere inside.
+            for e in std::fs::read_dir(&work).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().to_string();
+                if name == phase || name.starts_with(&format!("{phase}-shard-")) {
+                    std::fs::remove_dir_all(work.join(&name)).unwrap();
+                }
+            }
+            let mut child = unearth()
+                .args([phase, "--config"])
+                .arg(&cfg)
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..took)));
+            // SAFETY: plain kill(2) on our child's pid.
+            let r = unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            let status = child.wait().unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            if r == 0 && status.signal() == Some(libc::SIGKILL) {
+                kills += 1;
+                *per_phase.entry(phase).or_insert(0) += 1;
+            }
+        }
+        // Finish the phase before moving to the next one.
+        let o = unearth()
+            .args([phase, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{phase} after kills: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert!(kills >= 20, "only {kills} kills landed: {per_phase:?}");
+    let o = unearth()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = export_rows(&work);
+    assert_eq!(got, want, "after {kills} kills ({per_phase:?})");
+    // No half-written phase folder is left behind as if complete.
+    for e in std::fs::read_dir(&work).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        if !name.starts_with('.') && !["blobs", "graph.json"].contains(&name.as_str()) {
+            assert!(
+                work.join(&name).join("manifest.json").is_file(),
+                "{name} has no manifest"
+            );
+        }
+    }
+}
