@@ -149,6 +149,9 @@ pub struct ShardOptions {
     pub content: usize,
     /// Fetch, by sha1 range.
     pub fetch: usize,
+    /// Nodes per checkpointed chunk of a scan or label-pass shard: a killed job loses at most
+    /// one chunk. (Content join chunks are ORC files; the fetch keeps every blob.)
+    pub chunk_nodes: usize,
 }
 
 impl Default for ShardOptions {
@@ -158,6 +161,7 @@ impl Default for ShardOptions {
             labels: 1,
             content: 1,
             fetch: 1,
+            chunk_nodes: 50_000_000,
         }
     }
 }

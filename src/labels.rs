@@ -28,7 +28,7 @@ use std::path::Path;
 
 use dsi_bitstream::prelude::*;
 use epserde::deser::{Deserialize, Flags};
-use swh_graph::graph::{SwhForwardGraph, SwhGraph, SwhGraphWithProperties, SwhUnidirectionalGraph};
+use swh_graph::graph::{SwhForwardGraph, SwhGraphWithProperties, SwhUnidirectionalGraph};
 use value_traits::slices::SliceByValue;
 
 use crate::graph::suffixed;
@@ -124,13 +124,13 @@ pub fn name_ids<'a>(
     Ok(out)
 }
 
-/// Runs the pass over the reachable directories of `shard` (a node range) of the graph at
-/// `base`, keeping entries
+/// Runs the pass over the reachable directories in `nodes` (a shard or a chunk of one) of the
+/// graph at `base`, keeping entries
 /// whose name id is in `wanted` (sorted).
 pub fn pass(
     base: &Path,
     reachable: &Bits,
-    shard: crate::shard::Shard,
+    nodes: std::ops::Range<usize>,
     wanted: &[u64],
     merge_gap: u64,
     dense_fraction: f64,
@@ -149,7 +149,6 @@ pub fn pass(
 
     let started = std::time::Instant::now();
     // Bit ranges of the reachable directories, in id order.
-    let nodes = shard.range(graph.num_nodes());
     let ranges: Vec<(usize, u64, u64)> = reachable
         .ones()
         .skip_while(|n| *n < nodes.start)

@@ -427,10 +427,27 @@ impl Pipeline {
             });
         }
         log::info!("phase {phase} shard {shard}: running");
+        // Chunks of this shard done by an earlier, interrupted run are kept if they were made
+        // from the same inputs; anything else there is discarded.
+        let chunks_dir = self.workdir.root().join(format!(".{name}.chunks"));
+        let fingerprint = serde_json::to_string(&inputs).expect("serialises");
+        let stamp = chunks_dir.join("inputs.json");
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(fingerprint.as_str()) {
+            let _ = std::fs::remove_dir_all(&chunks_dir);
+            std::fs::create_dir_all(&chunks_dir).map_err(|source| PipelineError::Io {
+                path: chunks_dir.display().to_string(),
+                source,
+            })?;
+            std::fs::write(&stamp, &fingerprint).map_err(|source| PipelineError::Io {
+                path: stamp.display().to_string(),
+                source,
+            })?;
+        }
         let staging = self.workdir.begin(&name)?;
         let out = staging.path().to_owned();
-        let counts = self.with_pool(|| self.execute_shard(phase, shard, &out))?;
+        let counts = self.with_pool(|| self.execute_shard(phase, shard, &out, &chunks_dir))?;
         let manifest = staging.commit(VERSION, inputs, counts)?;
+        let _ = std::fs::remove_dir_all(&chunks_dir);
         Ok(PhaseOutcome {
             phase,
             ran: true,
@@ -443,21 +460,32 @@ impl Pipeline {
         phase: &str,
         shard: Shard,
         out: &Path,
+        chunks_dir: &Path,
     ) -> Result<BTreeMap<String, u64>, PipelineError> {
         let base = &self.config.graph;
         let opts = &self.config.options;
+        let per_chunk = self.config.shards.chunk_nodes.max(1);
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         match phase {
             "scan" => {
                 let p = plan::Plan::load(&self.dir("plan"))?;
                 let set = scan::PrefixSet::new(p.pairs.iter().map(|(_, prefix)| prefix.as_str()));
-                let c = scan::run(base, &set, shard, out)?;
-                counts.insert("nodes".into(), c.nodes);
-                counts.insert("revisions".into(), c.revisions);
-                counts.insert("bucket_hits".into(), c.bucket_hits);
-                counts.insert("candidates".into(), c.candidates);
+                let nodes = shard.range(crate::graph::num_nodes(base)?);
+                let k = nodes.len().div_ceil(per_chunk).max(1);
+                let (files, c) = chunked(chunks_dir, k, "candidates.parquet", |i, tmp| {
+                    let lo = nodes.start + i * per_chunk;
+                    let r = scan::run_range(base, &set, lo..(lo + per_chunk).min(nodes.end), tmp)?;
+                    Ok(BTreeMap::from([
+                        ("nodes".to_string(), r.nodes),
+                        ("revisions".to_string(), r.revisions),
+                        ("bucket_hits".to_string(), r.bucket_hits),
+                        ("candidates".to_string(), r.candidates),
+                        ("pass_micros".to_string(), r.pass_micros),
+                    ]))
+                })?;
+                concat_files(&files, &out.join("candidates.parquet"))?;
+                counts.extend(c);
                 counts.insert("bucket_bits".into(), set.bucket_bits() as u64);
-                counts.insert("pass_micros".into(), c.pass_micros);
             }
             "labels" => {
                 let p = plan::Plan::load(&self.dir("plan"))?;
@@ -473,25 +501,34 @@ impl Pipeline {
                     path: bits_path.display().to_string(),
                     source,
                 })?;
-                let (entries, st) = labels::pass(
-                    base,
-                    &bits,
-                    shard,
-                    &wanted,
-                    opts.label_merge_gap,
-                    opts.label_dense_fraction,
-                )?;
-                write_entries(out, &entries, &names)?;
+                let nodes = shard.range(crate::graph::num_nodes(base)?);
+                let k = nodes.len().div_ceil(per_chunk).max(1);
+                let (files, c) = chunked(chunks_dir, k, "entries.parquet", |i, tmp| {
+                    let lo = nodes.start + i * per_chunk;
+                    let (entries, st) = labels::pass(
+                        base,
+                        &bits,
+                        lo..(lo + per_chunk).min(nodes.end),
+                        &wanted,
+                        opts.label_merge_gap,
+                        opts.label_dense_fraction,
+                    )?;
+                    write_entries(tmp, &entries)?;
+                    Ok(BTreeMap::from([
+                        ("directories".to_string(), st.dirs),
+                        ("arcs".to_string(), st.arcs),
+                        ("kept".to_string(), st.kept),
+                        ("bytes_read".to_string(), st.bytes_read),
+                        ("batches".to_string(), st.batches),
+                        ("dense_chunks".to_string(), st.dense as u64),
+                        ("pass_micros".to_string(), st.pass_micros),
+                    ]))
+                })?;
+                concat_files(&files, &out.join("entries.parquet"))?;
+                write_names(out, &names)?;
+                counts.extend(c);
                 counts.insert("components".into(), comps.len() as u64);
                 counts.insert("components_in_graph".into(), names.len() as u64);
-                counts.insert("directories".into(), st.dirs);
-                counts.insert("arcs".into(), st.arcs);
-                counts.insert("kept".into(), st.kept);
-                counts.insert("bytes_read".into(), st.bytes_read);
-                counts.insert("file_bytes".into(), st.file_bytes);
-                counts.insert("batches".into(), st.batches);
-                counts.insert("dense".into(), st.dense as u64);
-                counts.insert("pass_micros".into(), st.pass_micros);
             }
             "content" => {
                 let orc = self
@@ -499,18 +536,34 @@ impl Pipeline {
                     .orc
                     .as_ref()
                     .ok_or(content::ContentError::NoOrc)?;
-                let started = std::time::Instant::now();
                 let needed = needed_contents(&self.dir("walk"))?;
                 let files = content::all_files(orc);
                 let mine = &files[shard.range(files.len())];
-                let (found, rows) = content::scan(mine, &needed)?;
+                // One chunk per ORC file.
+                let (parts, c) = chunked(chunks_dir, mine.len(), "found.parquet", |i, tmp| {
+                    let started = std::time::Instant::now();
+                    let (found, rows) = content::scan(&mine[i..i + 1], &needed)?;
+                    let mut ids: Vec<String> = found.keys().cloned().collect();
+                    ids.sort();
+                    content::write(&tmp.join("found.parquet"), &ids, &found)?;
+                    Ok(BTreeMap::from([
+                        ("orc_files".to_string(), 1),
+                        ("orc_rows_read".to_string(), rows),
+                        (
+                            "pass_micros".to_string(),
+                            started.elapsed().as_micros() as u64,
+                        ),
+                    ]))
+                })?;
+                let mut found = std::collections::HashMap::new();
+                for f in &parts {
+                    content::merge_into(&mut found, content::load(f)?);
+                }
                 let mut ids: Vec<String> = found.keys().cloned().collect();
                 ids.sort();
                 content::write(&out.join("found.parquet"), &ids, &found)?;
-                counts.insert("orc_files".into(), mine.len() as u64);
-                counts.insert("orc_rows_read".into(), rows);
+                counts.extend(c);
                 counts.insert("found".into(), ids.len() as u64);
-                counts.insert("pass_micros".into(), started.elapsed().as_micros() as u64);
             }
             "fetch" => {
                 let join = content::load(&self.dir("content").join("join.parquet"))?;
@@ -669,6 +722,79 @@ impl Pipeline {
     }
 }
 
+/// Runs `work(i, tmp)` for each chunk `i` not already done in `dir`; `work` writes `file` into
+/// `tmp` and returns its counts. A chunk becomes visible only when complete (rename of its
+/// file, then of its counts). Returns every chunk's file, in order, and the summed counts,
+/// with `chunks` and `chunks_reused`.
+fn chunked(
+    dir: &Path,
+    n: usize,
+    file: &str,
+    mut work: impl FnMut(usize, &Path) -> Result<BTreeMap<String, u64>, PipelineError>,
+) -> Result<(Vec<std::path::PathBuf>, BTreeMap<String, u64>), PipelineError> {
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| PipelineError::Io { path: p, source }
+    };
+    let mut files = Vec::with_capacity(n);
+    let mut total: BTreeMap<String, u64> = BTreeMap::new();
+    let mut reused = 0;
+    for i in 0..n {
+        let data = dir.join(format!("chunk-{i:06}.{file}"));
+        let done = dir.join(format!("chunk-{i:06}.json"));
+        let counts: BTreeMap<String, u64> = match std::fs::read_to_string(&done)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+        {
+            Some(c) if data.is_file() => {
+                reused += 1;
+                c
+            }
+            _ => {
+                let tmp = dir.join(format!(".chunk-{i:06}.tmp"));
+                let _ = std::fs::remove_dir_all(&tmp);
+                std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+                let c = work(i, &tmp)?;
+                std::fs::rename(tmp.join(file), &data).map_err(io(&data))?;
+                let t = done.with_extension("json.tmp");
+                std::fs::write(&t, serde_json::to_string(&c).expect("serialises"))
+                    .map_err(io(&t))?;
+                std::fs::rename(&t, &done).map_err(io(&done))?;
+                let _ = std::fs::remove_dir_all(&tmp);
+                c
+            }
+        };
+        for (k, v) in counts {
+            *total.entry(k).or_default() += v;
+        }
+        files.push(data);
+    }
+    total.insert("chunks".into(), n as u64);
+    total.insert("chunks_reused".into(), reused);
+    Ok((files, total))
+}
+
+/// Concatenates Parquet files (same schema) into one.
+fn concat_files(files: &[std::path::PathBuf], out: &Path) -> Result<(), PipelineError> {
+    let mut batches = Vec::new();
+    for f in files {
+        batches.push(table::read(f)?);
+    }
+    let schema = batches[0].schema();
+    let all = arrow::compute::concat_batches(&schema, &batches).map_err(|e| table::TableError {
+        path: out.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(all.columns())
+        .map(|(f, c)| (f.name().as_str(), c.clone()))
+        .collect();
+    table::write(out, columns)?;
+    Ok(())
+}
+
 fn write_fetched(
     out: &Path,
     wants: &[fetch::Want],
@@ -748,12 +874,8 @@ fn needed_contents(walk_dir: &Path) -> Result<Vec<String>, PipelineError> {
     Ok(ids)
 }
 
-fn write_entries(
-    out: &Path,
-    entries: &[labels::Entry],
-    names: &HashMap<String, u64>,
-) -> Result<(), PipelineError> {
-    use arrow::array::{ArrayRef, StringArray, UInt64Array, UInt8Array};
+fn write_entries(out: &Path, entries: &[labels::Entry]) -> Result<(), PipelineError> {
+    use arrow::array::{ArrayRef, UInt64Array, UInt8Array};
     use std::sync::Arc;
     table::write(
         &out.join("entries.parquet"),
@@ -780,6 +902,12 @@ fn write_entries(
             ),
         ],
     )?;
+    Ok(())
+}
+
+fn write_names(out: &Path, names: &HashMap<String, u64>) -> Result<(), PipelineError> {
+    use arrow::array::{ArrayRef, StringArray, UInt64Array};
+    use std::sync::Arc;
     let mut list: Vec<(&String, &u64)> = names.iter().collect();
     list.sort();
     table::write(

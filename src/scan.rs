@@ -133,6 +133,20 @@ pub fn run(
     shard: crate::shard::Shard,
     out: &Path,
 ) -> Result<ScanCounts, ScanError> {
+    let n = num_nodes(base).map_err(|e| ScanError::Graph {
+        path: base.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    run_range(base, prefixes, shard.range(n), out)
+}
+
+/// Scans the nodes in `nodes` (a chunk of a shard); writes `out/candidates.parquet`.
+pub fn run_range(
+    base: &Path,
+    prefixes: &PrefixSet,
+    nodes: std::ops::Range<usize>,
+    out: &Path,
+) -> Result<ScanCounts, ScanError> {
     let graph_err = |path: std::path::PathBuf, e: &dyn std::fmt::Display| ScanError::Graph {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -144,14 +158,14 @@ pub fn run(
     let swhids = Node2SWHID::load(&swhids_path).map_err(|e| graph_err(swhids_path, &e))?;
 
     let started = std::time::Instant::now();
-    let nodes = shard.range(n);
+    let nodes = nodes.start.min(n)..nodes.end.min(n);
     const CHUNK: usize = 1 << 20;
     let mut pl = concurrent_progress_logger!(
         item_name = "node",
         display_memory = true,
         expected_updates = Some(nodes.len())
     );
-    pl.start(format!("Scanning revision nodes of shard {shard}"));
+    pl.start(format!("Scanning revision nodes {nodes:?}"));
     let chunks: Vec<(Vec<(u64, String)>, ScanCounts)> = (0..nodes.len().div_ceil(CHUNK))
         .into_par_iter()
         .map_with(pl.clone(), |pl, c| {

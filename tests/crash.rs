@@ -47,7 +47,7 @@ fn demo_with(tmp: &Path, name: &str, extra: &str) -> std::path::PathBuf {
     cfg
 }
 
-const SHARDS: &str = "\n[shards]\nscan = 3\nlabels = 2\ncontent = 2\nfetch = 3\n";
+const SHARDS: &str = "\n[shards]\nscan = 3\nlabels = 2\ncontent = 2\nfetch = 3\nchunk_nodes = 7\n";
 
 #[test]
 fn sharded_run_equals_single_run() {
