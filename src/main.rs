@@ -356,8 +356,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Slurm(SlurmCommand::Submit { config, dry_run }) => {
             let cfg = unearth::config::Config::load(&config.config)?;
-            // Refuse a work directory of another graph before anything is queued.
-            unearth::pipeline::Pipeline::open(cfg.clone())?;
+            // Refuse a work directory of another graph before anything is queued (a dry run
+            // only prints, and works before the graph is in place).
+            if !dry_run {
+                unearth::pipeline::Pipeline::open(cfg.clone())?;
+            }
             let sub = unearth::slurm::submit(&cfg, &config.config, dry_run)?;
             for (script, cmd) in sub.scripts.iter().zip(&sub.commands) {
                 if dry_run {

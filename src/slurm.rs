@@ -205,7 +205,6 @@ pub fn submit(
 ) -> Result<Submission, SlurmError> {
     let e = |x: &dyn std::fmt::Display| SlurmError(x.to_string());
     let dir = config.workdir.join("slurm");
-    std::fs::create_dir_all(&dir).map_err(|x| e(&x))?;
     let template = match &config.slurm.template {
         Some(p) => std::fs::read_to_string(p).map_err(|x| e(&format!("{}: {x}", p.display())))?,
         None => TEMPLATE.to_string(),
@@ -215,6 +214,13 @@ pub fn submit(
         None => std::env::current_exe().map_err(|x| e(&x))?,
     };
     let config_path = std::fs::canonicalize(config_path).map_err(|x| e(&x))?;
+    let dir = if dry_run {
+        // Nothing is written for a dry run but the scripts, into a scratch folder.
+        std::env::temp_dir().join(format!("unearth-slurm-dry-run-{}", std::process::id()))
+    } else {
+        dir
+    };
+    std::fs::create_dir_all(&dir).map_err(|x| e(&x))?;
     let mut sub = Submission::default();
     let mut previous: Option<String> = None;
     for job in plan_jobs(config) {

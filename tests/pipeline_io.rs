@@ -292,3 +292,58 @@ fn metadata_written_by_pyarrow_with_snappy_is_read() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("ok: 1"));
 }
+
+#[test]
+fn slurm_dry_run_renders_arrays_chains_and_quoted_values() {
+    let tmp = tempdir();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/cluster.toml");
+    let text = std::fs::read_to_string(&shipped).unwrap().replace(
+        "account = \"my-project\"",
+        "account = \"x'; touch /tmp/unearth-pwned; '\"",
+    );
+    let cfg = tmp.path().join("cluster.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let o = unearth()
+        .args(["slurm", "submit", "--dry-run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("#SBATCH --array=0-63"),
+        "scan is a 64-task array"
+    );
+    assert!(
+        out.contains("#SBATCH --array=0-511"),
+        "fetch is a 512-task array"
+    );
+    assert!(out.contains("'--shard' \"${SLURM_ARRAY_TASK_ID}/64\""));
+    assert!(out.contains("'scan' '--merge'"));
+    assert!(
+        out.contains("--dependency=afterok:<scan-merge>"),
+        "match waits for the scan merge"
+    );
+    assert!(out.contains("#SBATCH --partition='bigmem'"));
+    assert!(out.contains("#SBATCH --requeue"));
+    assert!(
+        out.contains(r"--account='x'\''; touch /tmp/unearth-pwned; '\'''"),
+        "{out}"
+    );
+    // Rendered scripts are valid shell.
+    let scripts: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("# /")).collect();
+    assert_eq!(scripts.len(), 13);
+    for s in scripts {
+        let path = format!("/{s}");
+        assert!(
+            std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success(),
+            "{path}"
+        );
+    }
+    assert!(!Path::new("/tmp/unearth-pwned").exists());
+}
