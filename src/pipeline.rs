@@ -188,28 +188,33 @@ impl Pipeline {
             return self.merge(phase);
         }
         let inputs = self.inputs(phase)?;
-        // A fetch that gave up on some blobs is not done: the next run retries them.
+        if let Some(skipped) = self.current(phase, phase, &inputs)? {
+            return Ok(skipped);
+        }
+        log::info!("phase {phase}: running");
+        self.with_pool(|| self.execute(phase, inputs))
+    }
+
+    /// The outcome of checkpoint `name` of `phase` if it is current for `inputs`. A fetch that
+    /// gave up on some blobs is never current: the next run retries them.
+    fn current(
+        &self,
+        phase: &'static str,
+        name: &str,
+        inputs: &BTreeMap<String, String>,
+    ) -> Result<Option<PhaseOutcome>, PipelineError> {
         let done = self
             .workdir
-            .done(phase, VERSION, &inputs)?
+            .done(name, VERSION, inputs)?
             .filter(|m| phase != "fetch" || m.counts.get("failed").copied().unwrap_or(0) == 0);
-        if let Some(manifest) = done {
-            log::info!("phase {phase}: checkpoint is current, skipped");
-            return Ok(PhaseOutcome {
+        Ok(done.map(|manifest| {
+            log::info!("{name}: checkpoint is current, skipped");
+            PhaseOutcome {
                 phase,
                 ran: false,
                 manifest,
-            });
-        }
-        log::info!("phase {phase}: running");
-        if self.config.options.threads > 0 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(self.config.options.threads)
-                .build()
-                .expect("thread pool");
-            return pool.install(|| self.execute(phase, inputs));
-        }
-        self.execute(phase, inputs)
+            }
+        }))
     }
 
     fn dir(&self, phase: &str) -> std::path::PathBuf {
@@ -414,17 +419,8 @@ impl Pipeline {
             .ok_or_else(|| PipelineError::UnknownPhase(format!("{phase} (not sharded)")))?;
         let name = shard_name(phase, shard);
         let inputs = self.shard_inputs(phase, shard)?;
-        let done = self
-            .workdir
-            .done(&name, VERSION, &inputs)?
-            .filter(|m| phase != "fetch" || m.counts.get("failed").copied().unwrap_or(0) == 0);
-        if let Some(manifest) = done {
-            log::info!("phase {phase} shard {shard}: checkpoint is current, skipped");
-            return Ok(PhaseOutcome {
-                phase,
-                ran: false,
-                manifest,
-            });
+        if let Some(skipped) = self.current(phase, &name, &inputs)? {
+            return Ok(skipped);
         }
         log::info!("phase {phase} shard {shard}: running");
         // Chunks of this shard done by an earlier, interrupted run are kept if they were made
@@ -650,17 +646,8 @@ impl Pipeline {
             inputs.insert(format!("shard:{index}"), m.id());
             shards.push((shard, m));
         }
-        let done = self
-            .workdir
-            .done(phase, VERSION, &inputs)?
-            .filter(|m| phase != "fetch" || m.counts.get("failed").copied().unwrap_or(0) == 0);
-        if let Some(manifest) = done {
-            log::info!("phase {phase}: merge is current, skipped");
-            return Ok(PhaseOutcome {
-                phase,
-                ran: false,
-                manifest,
-            });
+        if let Some(skipped) = self.current(phase, phase, &inputs)? {
+            return Ok(skipped);
         }
         let staging = self.workdir.begin(phase)?;
         let out = staging.path().to_owned();

@@ -15,12 +15,7 @@ use unearth::pipeline::PHASES;
 /// The export as sorted rows of (row_id, status, sha1_git, content).
 fn export_rows(workdir: &Path) -> Vec<String> {
     let dir = workdir.join("export");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
+    let files = parquet_files(&dir);
     let mut rows = Vec::new();
     for f in files {
         let b = unearth::table::read(&f).unwrap();

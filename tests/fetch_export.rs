@@ -27,12 +27,7 @@ struct Row {
 
 fn read_export(workdir: &Path) -> Vec<Row> {
     let dir = workdir.join("export");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
+    let files = parquet_files(&dir);
     let mut rows = Vec::new();
     for f in files {
         let b = unearth::table::read(&f).unwrap();

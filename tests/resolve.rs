@@ -29,12 +29,7 @@ struct Resolved {
 
 fn read_resolved(workdir: &Path) -> Vec<Resolved> {
     let dir = workdir.join("walk");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
+    let files = parquet_files(&dir);
     let mut out = Vec::new();
     for f in files {
         let b = unearth::table::read(&f).unwrap();
