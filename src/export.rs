@@ -69,19 +69,6 @@ pub fn content_status(
     }
 }
 
-fn resolved_files(dir: &Path) -> Result<Vec<PathBuf>, TableError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| TableError {
-            path: dir.display().to_string(),
-            reason: e.to_string(),
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 /// Writes Parquet files of at most `rows` rows each, atomically within the phase folder.
 struct RollingWriter {
     dir: PathBuf,
@@ -156,7 +143,7 @@ pub fn run(
         in_file: 0,
         files: 0,
     };
-    for file in resolved_files(walk_dir)? {
+    for file in table::parquet_files(walk_dir)? {
         let f = std::fs::File::open(&file).map_err(|e| err(&file, e))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(f)
             .map_err(|e| err(&file, e))?

@@ -835,15 +835,7 @@ fn concat_parquet(
 /// The content ids the resolved rows need (rows resolved to a file or a link).
 fn needed_contents(walk_dir: &Path) -> Result<Vec<String>, PipelineError> {
     let mut ids = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(walk_dir)
-        .map_err(|source| PipelineError::Io {
-            path: walk_dir.display().to_string(),
-            source,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
+    let files = table::parquet_files(walk_dir)?;
     for f in files {
         let b = table::read(&f)?;
         let status = table::strings(&b, &f, "status")?;

@@ -27,6 +27,17 @@ fn err(path: &Path, reason: impl ToString) -> TableError {
     }
 }
 
+/// The Parquet files directly in `dir`, sorted by name (phase outputs are numbered).
+pub fn parquet_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, TableError> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| err(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Writer properties of every Parquet file unearth writes.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()

@@ -46,15 +46,7 @@ struct Row {
 
 fn read_rows(dir: &Path) -> Result<Vec<Row>, TableError> {
     let mut rows = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| TableError {
-            path: dir.display().to_string(),
-            reason: e.to_string(),
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
+    let files = table::parquet_files(dir)?;
     for f in files {
         let b = table::read(&f)?;
         let ids = b
