@@ -813,23 +813,8 @@ fn concat_parquet(
     name: &str,
     out: &Path,
 ) -> Result<(), PipelineError> {
-    let mut batches = Vec::new();
-    for d in dirs {
-        batches.push(table::read(&d.join(name))?);
-    }
-    let schema = batches[0].schema();
-    let all = arrow::compute::concat_batches(&schema, &batches).map_err(|e| table::TableError {
-        path: out.join(name).display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let columns = schema
-        .fields()
-        .iter()
-        .zip(all.columns())
-        .map(|(f, c)| (f.name().as_str(), c.clone()))
-        .collect();
-    table::write(&out.join(name), columns)?;
-    Ok(())
+    let files: Vec<std::path::PathBuf> = dirs.iter().map(|d| d.join(name)).collect();
+    concat_files(&files, &out.join(name))
 }
 
 /// The content ids the resolved rows need (rows resolved to a file or a link).
