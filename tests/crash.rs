@@ -12,26 +12,6 @@ use rand::{Rng, SeedableRng};
 use unearth::archive;
 use unearth::pipeline::PHASES;
 
-/// The export as sorted rows of (row_id, status, sha1_git, content).
-fn export_rows(workdir: &Path) -> Vec<String> {
-    let dir = workdir.join("export");
-    let files = parquet_files(&dir);
-    let mut rows = Vec::new();
-    for f in files {
-        let b = unearth::table::read(&f).unwrap();
-        let ids = unearth::table::u64s(&b, &f, "row_id").unwrap();
-        let s = |n: &str| unearth::table::strings(&b, &f, n).unwrap();
-        let (st, sha, content, rev) = (s("status"), s("sha1_git"), s("content"), s("revision"));
-        for i in 0..b.num_rows() {
-            rows.push(format!(
-                "{} {:?} {:?} {:?} {:?}",
-                ids[i], st[i], rev[i], sha[i], content[i]
-            ));
-        }
-    }
-    rows
-}
-
 fn demo_with(tmp: &Path, name: &str, extra: &str) -> std::path::PathBuf {
     let out = tmp.join(name);
     archive::demo::build_demo(&out).unwrap();
@@ -50,12 +30,7 @@ fn sharded_run_equals_single_run() {
     let single = demo_with(tmp.path(), "single", "");
     let sharded = demo_with(tmp.path(), "sharded", SHARDS);
     for cfg in [&single, &sharded] {
-        let o = unearth()
-            .args(["run", "--config"])
-            .arg(cfg)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        unearth_ok(&["run"], cfg);
     }
     let a = export_rows(&tmp.path().join("single/work"));
     let b = export_rows(&tmp.path().join("sharded/work"));
@@ -76,12 +51,7 @@ fn sharded_run_equals_single_run() {
 fn sigkill_at_random_moments_then_rerun_gives_the_same_dataset() {
     let tmp = tempdir();
     let reference = demo_with(tmp.path(), "reference", SHARDS);
-    let o = unearth()
-        .args(["run", "--config"])
-        .arg(&reference)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    unearth_ok(&["run"], &reference);
     let want = export_rows(&tmp.path().join("reference/work"));
 
     let cfg = demo_with(tmp.path(), "crashy", SHARDS);
@@ -92,16 +62,7 @@ fn sigkill_at_random_moments_then_rerun_gives_the_same_dataset() {
     for phase in PHASES {
         // How long the phase takes here, to aim the kills inside it.
         let t = Instant::now();
-        let o = unearth()
-            .args([phase, "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{phase}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        unearth_ok(&[phase], &cfg);
         let took = t.elapsed().as_micros().max(2_000) as u64;
         let mut attempts = 0;
         while per_phase.get(phase).copied().unwrap_or(0) < 3 && attempts < 200 {
@@ -129,24 +90,10 @@ fn sigkill_at_random_moments_then_rerun_gives_the_same_dataset() {
             }
         }
         // Finish the phase before moving to the next one.
-        let o = unearth()
-            .args([phase, "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{phase} after kills: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        unearth_ok(&[phase], &cfg);
     }
     assert!(kills >= 20, "only {kills} kills landed: {per_phase:?}");
-    let o = unearth()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    unearth_ok(&["run"], &cfg);
     let got = export_rows(&work);
     assert_eq!(got, want, "after {kills} kills ({per_phase:?})");
     // No half-written phase folder is left behind as if complete.

@@ -157,19 +157,18 @@ fn wait_jobs(cluster: &Cluster, ids: &[String], until: impl Fn(&str) -> bool) ->
     }
 }
 
-fn export_rows(workdir: &Path) -> Vec<String> {
-    let dir = workdir.join("export");
-    let files = parquet_files(&dir);
-    let mut rows = Vec::new();
-    for f in files {
-        let b = unearth::table::read(&f).unwrap();
-        let s = |n: &str| unearth::table::strings(&b, &f, n).unwrap();
-        let (st, sha, content) = (s("status"), s("sha1_git"), s("content"));
-        for i in 0..b.num_rows() {
-            rows.push(format!("{:?} {:?} {:?}", st[i], sha[i], content[i]));
-        }
-    }
-    rows
+/// Waits until no job is pending or running, and checks that all completed.
+fn wait_completed(cluster: &Cluster, ids: &[String]) -> String {
+    let settled = wait_jobs(cluster, ids, |q| {
+        !q.is_empty()
+            && q.lines()
+                .all(|l| !l.contains("PENDING") && !l.contains("RUNNING"))
+    });
+    assert!(
+        settled.lines().all(|l| l.contains("COMPLETED")),
+        "{settled}"
+    );
+    settled
 }
 
 fn demo_with_shards(tmp: &Path, name: &str) -> PathBuf {
@@ -194,12 +193,7 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
 
     // The reference: a plain local run.
     let local = demo_with_shards(t, "local");
-    let o = unearth()
-        .args(["run", "--config"])
-        .arg(&local)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    unearth_ok(&["run"], &local);
     let want = export_rows(&t.join("local/work"));
 
     // The whole pipeline through Slurm.
@@ -210,15 +204,7 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
         13,
         "9 phases, 4 of them arrays with a merge job: {ids:?}"
     );
-    let settled = wait_jobs(&cluster, &ids, |q| {
-        !q.is_empty()
-            && q.lines()
-                .all(|l| !l.contains("PENDING") && !l.contains("RUNNING"))
-    });
-    assert!(
-        settled.lines().all(|l| l.contains("COMPLETED")),
-        "{settled}"
-    );
+    let settled = wait_completed(&cluster, &ids);
     assert!(
         settled.contains("_2 COMPLETED"),
         "scan ran as a 3-task array: {settled}"
@@ -287,15 +273,7 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
     .collect();
     std::fs::write(&file, good).unwrap();
     let ids = submit(&cluster, &cfg);
-    let settled = wait_jobs(&cluster, &ids, |q| {
-        !q.is_empty()
-            && q.lines()
-                .all(|l| !l.contains("PENDING") && !l.contains("RUNNING"))
-    });
-    assert!(
-        settled.lines().all(|l| l.contains("COMPLETED")),
-        "{settled}"
-    );
+    wait_completed(&cluster, &ids);
     for (m, time) in done_before {
         assert_eq!(mtime(&m), time, "{} was redone", m.display());
     }
