@@ -270,8 +270,10 @@ pub fn bench(
         baseline("graph-labelled.labels", &label_files)?,
     ];
     if let Some(orc) = &cfg.orc {
-        let mut files = crate::content::table_files(orc, "content");
-        files.extend(crate::content::table_files(orc, "skipped_content"));
+        let files: Vec<PathBuf> = crate::content::all_files(orc)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
         baselines.push(baseline("ORC content + skipped_content", &files)?);
     }
     let mut figures = Vec::new();

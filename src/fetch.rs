@@ -453,10 +453,6 @@ pub struct Want {
 /// Counts of a fetch.
 #[derive(Debug, Clone, Default)]
 pub struct FetchCounts {
-    /// Blobs wanted.
-    pub wanted: u64,
-    /// Already in the store at start.
-    pub already: u64,
     /// Requests sent.
     pub requests: u64,
     /// Retries (requests after the first for a blob).
@@ -471,24 +467,15 @@ pub struct FetchCounts {
     pub failed: u64,
 }
 
-/// Fetches every wanted blob not yet in `store`; returns the blobs that failed this run.
+/// Fetches every blob of `todo` into `store` (the caller leaves out what any store holds
+/// already); returns the counts and the blobs that failed this run.
 pub fn fetch_all(
-    wants: &[Want],
+    todo: &[Want],
     store: &mut PackStore,
     opts: &FetchOptions,
 ) -> Result<(FetchCounts, Vec<[u8; 20]>), FetchError> {
-    let mut counts = FetchCounts {
-        wanted: wants.len() as u64,
-        ..Default::default()
-    };
-    let todo: Vec<Want> = wants
-        .iter()
-        .filter(|w| store.get(&w.sha1).is_none())
-        .cloned()
-        .collect();
-    counts.already = counts.wanted - todo.len() as u64;
     if todo.is_empty() {
-        return Ok((counts, Vec::new()));
+        return Ok((FetchCounts::default(), Vec::new()));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -496,35 +483,25 @@ pub fn fetch_all(
         .map_err(|e| FetchError::Config(e.to_string()))?;
     let source = runtime.block_on(Source::from_options(opts))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<([u8; 20], BlobStatus, Option<Vec<u8>>)>(64);
-    let mut failed = Vec::new();
-    let store_ref = &mut *store;
-    let result: Result<(), FetchError> = std::thread::scope(|s| {
+    let (mut counts, failed) = std::thread::scope(|s| -> Result<_, FetchError> {
         // The writer: the only place the store is written, in arrival order.
         let writer = s.spawn(move || -> Result<(), FetchError> {
             let mut since_sync = 0usize;
             for (sha1, status, data) in rx {
                 since_sync += data.as_ref().map_or(0, Vec::len);
-                store_ref.put(sha1, status, data.as_deref())?;
+                store.put(sha1, status, data.as_deref())?;
                 if since_sync > 256 << 20 {
-                    store_ref.sync()?;
+                    store.sync()?;
                     since_sync = 0;
                 }
             }
-            store_ref.sync()
+            store.sync()
         });
-        let outcome = runtime.block_on(run_requests(&todo, &source, opts, tx));
+        let outcome = runtime.block_on(run_requests(todo, &source, opts, tx));
         writer.join().expect("writer thread")?;
-        let (c, f) = outcome;
-        counts.requests = c.requests;
-        counts.retries = c.retries;
-        counts.refused = c.refused;
-        counts.fetched = c.fetched;
-        counts.fetched_bytes = c.fetched_bytes;
-        counts.failed = f.len() as u64;
-        failed = f;
-        Ok(())
-    });
-    result?;
+        Ok(outcome)
+    })?;
+    counts.failed = failed.len() as u64;
     Ok((counts, failed))
 }
 

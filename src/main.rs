@@ -184,24 +184,8 @@ enum ArchiveCommand {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// Independent repositories.
-        #[arg(long, default_value_t = 20)]
-        repos: usize,
-        /// Forks.
-        #[arg(long, default_value_t = 10)]
-        forks: usize,
-        /// Commits per repository.
-        #[arg(long, default_value_t = 200)]
-        commits: usize,
-        /// Files in each repository's first commit.
-        #[arg(long, default_value_t = 300)]
-        files: usize,
-        /// Metadata rows.
-        #[arg(long, default_value_t = 100_000)]
-        rows: usize,
-        /// Seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        size: archive::synth::SynthOptions,
     },
     /// Print what an archive holds, loading its graph the way every phase does.
     Info {
@@ -303,25 +287,9 @@ fn run(cli: Cli) -> Result<()> {
             info(&out)
         }
         Command::Archive(ArchiveCommand::Info { dir }) => info(&dir),
-        Command::Archive(ArchiveCommand::Synth {
-            out,
-            repos,
-            forks,
-            commits,
-            files,
-            rows,
-            seed,
-        }) => {
+        Command::Archive(ArchiveCommand::Synth { out, size }) => {
             let started = std::time::Instant::now();
-            let o = archive::synth::SynthOptions {
-                repos,
-                forks,
-                commits,
-                files,
-                rows,
-                seed,
-            };
-            archive::synth::build_synth(&out, &o)?;
+            archive::synth::build_synth(&out, &size)?;
             eprintln!(
                 "built {} in {:.1}s",
                 out.display(),

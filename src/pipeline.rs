@@ -139,18 +139,12 @@ impl Pipeline {
             "labels" => &["plan", "reach"],
             "walk" => &["plan", "match", "labels"],
             "content" => {
-                let orc = self
-                    .config
-                    .orc
-                    .as_ref()
-                    .ok_or(content::ContentError::NoOrc)?;
-                for t in ["content", "skipped_content"] {
-                    for f in content::table_files(orc, t) {
-                        inputs.insert(
-                            format!("orc:{}", f.display()),
-                            checkpoint::file_fingerprint(&f)?,
-                        );
-                    }
+                let orc = self.orc()?;
+                for (f, _) in content::all_files(orc) {
+                    inputs.insert(
+                        format!("orc:{}", f.display()),
+                        checkpoint::file_fingerprint(&f)?,
+                    );
                 }
                 &["walk"]
             }
@@ -219,6 +213,15 @@ impl Pipeline {
 
     fn dir(&self, phase: &str) -> std::path::PathBuf {
         self.workdir.phase_dir(phase)
+    }
+
+    /// The export tables' folder, which the content phases need.
+    fn orc(&self) -> Result<&Path, PipelineError> {
+        Ok(self
+            .config
+            .orc
+            .as_deref()
+            .ok_or(content::ContentError::NoOrc)?)
     }
 
     /// The durable blob store, outside any phase folder so that a killed fetch keeps it.
@@ -395,11 +398,7 @@ impl Pipeline {
     ) -> Result<BTreeMap<String, String>, PipelineError> {
         let mut inputs = self.inputs(phase)?;
         if phase == "content" {
-            let orc = self
-                .config
-                .orc
-                .as_ref()
-                .ok_or(content::ContentError::NoOrc)?;
+            let orc = self.orc()?;
             let files = content::all_files(orc);
             let mine: Vec<String> = files[shard.range(files.len())]
                 .iter()
@@ -470,7 +469,7 @@ impl Pipeline {
                 let k = nodes.len().div_ceil(per_chunk).max(1);
                 let (files, c) = chunked(chunks_dir, k, "candidates.parquet", |i, tmp| {
                     let lo = nodes.start + i * per_chunk;
-                    let r = scan::run_range(base, &set, lo..(lo + per_chunk).min(nodes.end), tmp)?;
+                    let r = scan::run(base, &set, lo..(lo + per_chunk).min(nodes.end), tmp)?;
                     Ok(BTreeMap::from([
                         ("nodes".to_string(), r.nodes),
                         ("revisions".to_string(), r.revisions),
@@ -493,11 +492,14 @@ impl Pipeline {
                 wanted.sort_unstable();
                 wanted.dedup();
                 let bits_path = self.dir("reach").join("dirs.bits");
-                let bits = reach::Bits::read(&bits_path).map_err(|source| PipelineError::Io {
-                    path: bits_path.display().to_string(),
-                    source,
-                })?;
                 let nodes = shard.range(crate::graph::num_nodes(base)?);
+                let bits =
+                    reach::Bits::read_range(&bits_path, nodes.clone()).map_err(|source| {
+                        PipelineError::Io {
+                            path: bits_path.display().to_string(),
+                            source,
+                        }
+                    })?;
                 let k = nodes.len().div_ceil(per_chunk).max(1);
                 let (files, c) = chunked(chunks_dir, k, "entries.parquet", |i, tmp| {
                     let lo = nodes.start + i * per_chunk;
@@ -527,11 +529,7 @@ impl Pipeline {
                 counts.insert("components_in_graph".into(), names.len() as u64);
             }
             "content" => {
-                let orc = self
-                    .config
-                    .orc
-                    .as_ref()
-                    .ok_or(content::ContentError::NoOrc)?;
+                let orc = self.orc()?;
                 let needed = needed_contents(&self.dir("walk"))?;
                 let files = content::all_files(orc);
                 let mine = &files[shard.range(files.len())];
@@ -656,11 +654,7 @@ impl Pipeline {
             for (k, v) in &m.counts {
                 match k.as_str() {
                     // Per-run constants, not sums.
-                    "bucket_bits"
-                    | "components"
-                    | "components_in_graph"
-                    | "file_bytes"
-                    | "dense" => {
+                    "bucket_bits" | "components" | "components_in_graph" => {
                         counts.insert(k.clone(), *v);
                     }
                     _ => *counts.entry(k.clone()).or_default() += v,

@@ -42,40 +42,53 @@ impl AtomicBits {
     }
 }
 
-/// A read-only bit-vector over nodes.
+/// A read-only window of a bit-vector over nodes: the bits of one node range, read alone so
+/// that a shard's job reads its part of the file, not the whole (6 GB at full scale).
 #[derive(Debug, Clone)]
-pub struct Bits(pub Vec<u64>);
+pub struct Bits {
+    nodes: std::ops::Range<usize>,
+    first_word: usize,
+    words: Vec<u64>,
+}
 
 impl Bits {
-    /// Reads a bit-vector written by [`write_bits`].
-    pub fn read(path: &Path) -> std::io::Result<Self> {
-        let bytes = std::fs::read(path)?;
-        Ok(Self(
-            bytes
+    /// Reads the bits of `nodes` from a file written by [`write_bits`].
+    pub fn read_range(path: &Path, nodes: std::ops::Range<usize>) -> std::io::Result<Self> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path)?;
+        let file_words = (file.metadata()?.len() / 8) as usize;
+        let first_word = (nodes.start / 64).min(file_words);
+        let end_word = nodes.end.div_ceil(64).min(file_words).max(first_word);
+        let mut bytes = vec![0u8; (end_word - first_word) * 8];
+        file.read_exact_at(&mut bytes, first_word as u64 * 8)?;
+        Ok(Self {
+            nodes,
+            first_word,
+            words: bytes
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
                 .collect(),
-        ))
-    }
-
-    /// Bit `i`.
-    pub fn get(&self, i: usize) -> bool {
-        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-
-    /// Indices of the set bits, in increasing order.
-    pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(wi, &w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    return None;
-                }
-                let b = w.trailing_zeros() as usize;
-                w &= w - 1;
-                Some(wi * 64 + b)
-            })
         })
+    }
+
+    /// Indices of the set bits in the window's node range, in increasing order.
+    pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        let first = self.first_word;
+        self.words
+            .iter()
+            .enumerate()
+            .flat_map(move |(wi, &w)| {
+                let mut w = w;
+                std::iter::from_fn(move || {
+                    if w == 0 {
+                        return None;
+                    }
+                    let b = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    Some((first + wi) * 64 + b)
+                })
+            })
+            .filter(|n| self.nodes.contains(n))
     }
 }
 
@@ -135,4 +148,25 @@ pub fn reachable(graph: &(impl FullGraph + Sync), roots: &[(usize, usize)]) -> (
         });
     pl.done();
     (bits, count.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_read_only_their_range() {
+        let bits = AtomicBits::new(300);
+        for i in [0, 63, 64, 130, 200, 299] {
+            bits.set(i);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        write_bits(&path, &bits.into_words()).unwrap();
+        let all: Vec<usize> = Bits::read_range(&path, 0..300).unwrap().ones().collect();
+        assert_eq!(all, [0, 63, 64, 130, 200, 299]);
+        let mid: Vec<usize> = Bits::read_range(&path, 63..201).unwrap().ones().collect();
+        assert_eq!(mid, [63, 64, 130, 200]);
+        assert_eq!(Bits::read_range(&path, 131..200).unwrap().ones().count(), 0);
+    }
 }

@@ -125,23 +125,9 @@ pub struct ScanCounts {
     pub pass_micros: u64,
 }
 
-/// Scans the nodes of `shard` of the graph at `base` for revisions matching `prefixes`;
-/// writes `out/candidates.parquet`.
+/// Scans the nodes in `nodes` (a shard, or a chunk of one) of the graph at `base` for
+/// revisions matching `prefixes`; writes `out/candidates.parquet`.
 pub fn run(
-    base: &Path,
-    prefixes: &PrefixSet,
-    shard: crate::shard::Shard,
-    out: &Path,
-) -> Result<ScanCounts, ScanError> {
-    let n = num_nodes(base).map_err(|e| ScanError::Graph {
-        path: base.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    run_range(base, prefixes, shard.range(n), out)
-}
-
-/// Scans the nodes in `nodes` (a chunk of a shard); writes `out/candidates.parquet`.
-pub fn run_range(
     base: &Path,
     prefixes: &PrefixSet,
     nodes: std::ops::Range<usize>,

@@ -20,20 +20,26 @@ use rand_chacha::ChaCha8Rng;
 use super::gitwrite::{gix_err, RepoWriter};
 use super::{build_into, ArchiveError, BuildOptions, Manifest, RepoSpec, Staging};
 
-/// Size of a synthetic archive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Size of a synthetic archive (also the options of `unearth archive synth`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct SynthOptions {
     /// Independent repositories.
+    #[arg(long, default_value_t = 20)]
     pub repos: usize,
     /// Forks (each of a random repository).
+    #[arg(long, default_value_t = 10)]
     pub forks: usize,
     /// Commits per repository.
+    #[arg(long, default_value_t = 200)]
     pub commits: usize,
     /// Files in each repository's first commit.
+    #[arg(long, default_value_t = 300)]
     pub files: usize,
     /// Metadata rows.
+    #[arg(long, default_value_t = 100_000)]
     pub rows: usize,
     /// Seed of everything random.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
