@@ -13,7 +13,11 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::graph::suffixed;
-use crate::pipeline::PHASES;
+use crate::model::{Counts, Phase};
+use crate::phases::{
+    content::ContentCounts, fetch::FetchCounts, labels::LabelCounts, scan::ScanCounts,
+};
+use crate::pipeline::checkpoint::{read_manifest, PhaseManifest};
 
 /// Errors of a benchmark.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +27,8 @@ pub struct BenchError(pub String);
 /// Figures of one phase.
 #[derive(Debug, Clone)]
 pub struct PhaseFigures {
-    /// Phase name.
-    pub phase: &'static str,
+    /// The phase.
+    pub phase: Phase,
     /// Wall time, seconds.
     pub seconds: f64,
     /// Peak resident memory of the process, bytes (memory-mapped file pages included).
@@ -96,12 +100,12 @@ pub fn baseline(what: &'static str, files: &[PathBuf]) -> Result<Baseline, Bench
 }
 
 /// Runs `exe <phase> --config <config>` and measures it.
-fn run_child(exe: &Path, phase: &str, config: &Path) -> Result<(f64, u64, u64, u64), BenchError> {
+fn run_child(exe: &Path, phase: Phase, config: &Path) -> Result<(f64, u64, u64, u64), BenchError> {
     let log = config.with_file_name(format!("{phase}.log"));
     let log_file = std::fs::File::create(&log).map_err(|e| BenchError(e.to_string()))?;
     let start = Instant::now();
     let child = std::process::Command::new(exe)
-        .arg(phase)
+        .arg(phase.name())
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", "warn")
@@ -159,103 +163,37 @@ fn run_child(exe: &Path, phase: &str, config: &Path) -> Result<(f64, u64, u64, u
     Ok((seconds, usage.ru_maxrss as u64 * 1024, max_anon, last_rchar))
 }
 
-/// A loopback S3 server (s3s-fs) serving a `file://` store, behind a latency proxy.
-struct LoopbackS3 {
-    server: std::process::Child,
-    _runtime: tokio::runtime::Runtime,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for LoopbackS3 {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
-/// Serves `store_dir` (a folder of `<sha1>` files) as `s3://softwareheritage/content` through
-/// a proxy adding `latency_ms` per request; returns the proxy's endpoint.
-fn loopback_s3(store_dir: &Path, latency_ms: u64) -> Result<(LoopbackS3, String), BenchError> {
-    let e = |x: &dyn std::fmt::Display| BenchError(format!("loopback S3: {x}"));
-    let data = tempfile::tempdir().map_err(|x| e(&x))?;
-    let bucket = data.path().join("softwareheritage");
-    std::fs::create_dir_all(&bucket).map_err(|x| e(&x))?;
-    let store = std::fs::canonicalize(store_dir).map_err(|x| e(&x))?;
-    std::os::unix::fs::symlink(&store, bucket.join("content")).map_err(|x| e(&x))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|x| e(&x))?
-        .port();
-    let home = std::env::var("HOME").unwrap_or_default();
-    let exe = [format!("{home}/.cargo/bin/s3s-fs"), "s3s-fs".into()]
-        .into_iter()
-        .find(|c| std::process::Command::new(c).arg("--help").output().is_ok())
-        .ok_or_else(|| e(&"s3s-fs is not installed (scripts/setup.sh installs it)"))?;
-    let server = std::process::Command::new(exe)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .arg(data.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|x| e(&x))?;
-    let upstream: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(upstream).is_err() {
-        if start.elapsed().as_secs() > 20 {
-            return Err(e(&"s3s-fs did not start"));
+/// The fresh folder a benchmark of `config` runs in: `<workdir>.bench/`, holding its
+/// configuration (`bench.toml`), the phases' logs and the work directory (`work/`). An earlier
+/// benchmark's folder is replaced; any other folder there is refused.
+fn bench_dir(config: &Config) -> Result<PathBuf, BenchError> {
+    let mut dir = config.workdir.clone().into_os_string();
+    dir.push(".bench");
+    let dir = PathBuf::from(dir);
+    let err = |e: std::io::Error| BenchError(format!("{}: {e}", dir.display()));
+    if dir.exists() {
+        if !dir.join(BENCH_CONFIG).is_file() {
+            return Err(BenchError(format!(
+                "{} exists and is not a benchmark folder of unearth's (no {BENCH_CONFIG}); not replaced",
+                dir.display()
+            )));
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::remove_dir_all(&dir).map_err(err)?;
     }
-    let runtime = tokio::runtime::Runtime::new().map_err(|x| e(&x))?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .map_err(|x| e(&x))?;
-    let proxy = listener.local_addr().map_err(|x| e(&x))?;
-    runtime.spawn(crate::faults::serve(
-        listener,
-        upstream,
-        crate::faults::FaultPlan::latency(latency_ms),
-        Default::default(),
-    ));
-    Ok((
-        LoopbackS3 {
-            server,
-            _runtime: runtime,
-            _data: data,
-        },
-        format!("http://{proxy}"),
-    ))
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    Ok(dir)
 }
 
-/// Benchmarks every phase of `config` (in a fresh work directory) and the baselines. With
-/// `s3_latency_ms`, a `file://` store is served by s3s-fs on loopback behind a proxy adding
-/// that latency, and the fetch goes through S3.
-pub fn bench(
-    config: &Config,
-    s3_latency_ms: Option<u64>,
-) -> Result<(Vec<Baseline>, Vec<PhaseFigures>), BenchError> {
+const BENCH_CONFIG: &str = "bench.toml";
+
+/// Benchmarks every phase of `config` (in a fresh work directory) and the baselines.
+pub fn bench(config: &Config) -> Result<(Vec<Baseline>, Vec<PhaseFigures>), BenchError> {
     let exe = std::env::current_exe().map_err(|e| BenchError(e.to_string()))?;
     let mut cfg = config.clone();
-    let _s3 = match s3_latency_ms {
-        Some(ms) => {
-            let dir = cfg.fetch.store.strip_prefix("file://").ok_or_else(|| {
-                BenchError("--s3-latency-ms needs a file:// store to serve".into())
-            })?;
-            let (s3, endpoint) = loopback_s3(Path::new(dir), ms)?;
-            cfg.fetch.store = "s3://softwareheritage/content".into();
-            cfg.fetch.endpoint = Some(endpoint);
-            Some(s3)
-        }
-        None => None,
-    };
-    let mut wd = cfg.workdir.clone().into_os_string();
-    wd.push(".bench");
-    cfg.workdir = PathBuf::from(wd);
-    if cfg.workdir.exists() {
-        std::fs::remove_dir_all(&cfg.workdir).map_err(|e| BenchError(e.to_string()))?;
-    }
-    std::fs::create_dir_all(&cfg.workdir).map_err(|e| BenchError(e.to_string()))?;
-    let cfg_path = cfg.workdir.join("bench.toml");
+    let dir = bench_dir(config)?;
+    cfg.workdir = dir.join("work");
+    // Paths in a loaded configuration are absolute, so the copy reads the same files.
+    let cfg_path = dir.join(BENCH_CONFIG);
     let text = toml::to_string(&cfg).map_err(|e| BenchError(e.to_string()))?;
     std::fs::write(&cfg_path, text).map_err(|e| BenchError(e.to_string()))?;
 
@@ -270,55 +208,44 @@ pub fn bench(
         baseline("graph-labelled.labels", &label_files)?,
     ];
     if let Some(orc) = &cfg.orc {
-        let files: Vec<PathBuf> = crate::content::all_files(orc)
+        let files: Vec<PathBuf> = crate::phases::content::all_files(orc)
             .into_iter()
             .map(|(f, _)| f)
             .collect();
         baselines.push(baseline("ORC content + skipped_content", &files)?);
     }
     let mut figures = Vec::new();
-    let phases = if cfg.orc.is_some() {
-        &PHASES[..]
-    } else {
-        &PHASES[..crate::pipeline::RESOLUTION_PHASES]
-    };
-    for &phase in phases {
+    for phase in cfg.phases() {
         let (seconds, max_rss, max_anon, rchar) = run_child(&exe, phase, &cfg_path)?;
-        let manifest = || -> Result<crate::checkpoint::PhaseManifest, BenchError> {
-            let m = std::fs::read_to_string(cfg.workdir.join(phase).join("manifest.json"))
-                .map_err(|e| BenchError(e.to_string()))?;
-            serde_json::from_str(&m).map_err(|e| BenchError(e.to_string()))
-        };
+        let dir = cfg.workdir.join(phase.name());
+        let manifest: PhaseManifest = read_manifest(&dir)
+            .map_err(|e| BenchError(e.to_string()))?
+            .ok_or_else(|| BenchError(format!("{} has no manifest", dir.display())))?;
+        let micros = |us: u64| Some(us as f64 / 1e6);
         let (pass_bytes, base, pass_seconds) = match phase {
-            "scan" => {
-                let m = manifest()?;
-                let secs = m.counts.get("pass_micros").map(|us| *us as f64 / 1e6);
-                (Some(baselines[0].bytes), Some(&baselines[0]), secs)
-            }
-            "labels" => {
-                let m = manifest()?;
-                let secs = m.counts.get("pass_micros").map(|us| *us as f64 / 1e6);
+            Phase::Scan => {
+                let c = ScanCounts::from_map(&manifest.counts);
                 (
-                    m.counts.get("bytes_read").copied(),
-                    Some(&baselines[1]),
-                    secs,
+                    Some(baselines[0].bytes),
+                    Some(&baselines[0]),
+                    micros(c.pass_micros),
                 )
             }
-            "content" if baselines.len() > 2 => {
-                let m = manifest()?;
-                let secs = m.counts.get("pass_micros").map(|us| *us as f64 / 1e6);
-                (Some(baselines[2].bytes), Some(&baselines[2]), secs)
+            Phase::Labels => {
+                let c = LabelCounts::from_map(&manifest.counts);
+                (
+                    Some(c.bytes_read),
+                    Some(&baselines[1]),
+                    micros(c.pass_micros),
+                )
             }
-            "fetch" => {
-                let m = manifest()?;
-                let fetched = m.counts.get("fetched").copied().unwrap_or(0);
-                let bytes = m.counts.get("fetched_bytes").copied().unwrap_or(0);
-                log::info!(
-                    "fetch: {fetched} verified blobs in {seconds:.2}s = {:.0} blobs/s, {:.1} MB/s",
-                    fetched as f64 / seconds,
-                    bytes as f64 / 1e6 / seconds
-                );
-                (None, None, None)
+            Phase::Content if baselines.len() > 2 => {
+                let c = ContentCounts::from_map(&manifest.counts);
+                (
+                    Some(baselines[2].bytes),
+                    Some(&baselines[2]),
+                    micros(c.pass_micros),
+                )
             }
             _ => (None, None, None),
         };
@@ -329,15 +256,10 @@ pub fn bench(
             .zip(base)
             .zip(pass_seconds)
             .map(|((b, base), s)| (b as f64 / s.max(1e-9)) / base.rate());
-        let fetched = if phase == "fetch" {
-            let m = manifest()?;
-            Some((
-                m.counts.get("fetched").copied().unwrap_or(0),
-                m.counts.get("fetched_bytes").copied().unwrap_or(0),
-            ))
-        } else {
-            None
-        };
+        let fetched = (phase == Phase::Fetch).then(|| {
+            let c = FetchCounts::from_map(&manifest.counts);
+            (c.fetched, c.fetched_bytes)
+        });
         figures.push(PhaseFigures {
             fetched,
             phase,

@@ -1,4 +1,4 @@
-//! The TOML configuration of a run.
+//! The TOML configuration of a run, checked when it is loaded.
 //!
 //! ```toml
 //! graph = "archive/graph/graph"          # basename of the compressed graph
@@ -17,12 +17,17 @@
 //! rows_per_file = 100000
 //! ```
 //!
-//! Relative paths are relative to the folder of the configuration file, so a configuration
-//! can travel with its data.
+//! Relative paths are relative to the folder of the configuration file, and are made absolute
+//! when it is loaded, so that a configuration can travel with its data and be used from any
+//! directory. Every value is checked at load time ([`Config::load`]): a zero count, a negative
+//! or NaN duration, a fraction outside 0..1 or an unknown phase name is an error naming its key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::model::Phase;
 
 /// Errors reading a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -33,19 +38,30 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// The error.
+        #[source]
         source: std::io::Error,
     },
     /// The file is not valid TOML for a configuration.
     #[error("invalid config {path}: {reason}")]
-    Invalid {
+    Syntax {
         /// The file.
         path: PathBuf,
+        /// What the TOML reader said.
+        reason: String,
+    },
+    /// A value out of its range.
+    #[error("invalid config {path}: {key}: {reason}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The key, dotted (`fetch.concurrency`).
+        key: String,
         /// What is wrong.
         reason: String,
     },
 }
 
-/// Options of the phases, all with defaults.
+/// Options of the resolution phases, all with defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
@@ -115,6 +131,18 @@ impl Default for FetchOptions {
     }
 }
 
+impl FetchOptions {
+    /// What identifies the blob source: a blob missing from one source may be present in
+    /// another, so statuses recorded against one are retried against another.
+    pub fn source_id(&self) -> String {
+        format!(
+            "{} {}",
+            self.store,
+            self.endpoint.as_deref().unwrap_or_default()
+        )
+    }
+}
+
 /// Options of the export phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -137,7 +165,7 @@ impl Default for ExportOptions {
     }
 }
 
-/// Shards per sharded phase (see `shard.rs`); each is one job of a Slurm array.
+/// Shards per sharded phase (see [`crate::model::shard`]); each is one job of a Slurm array.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShardOptions {
@@ -168,13 +196,59 @@ impl Default for ShardOptions {
 
 impl ShardOptions {
     /// Shards of `phase`, or None for a phase that is not sharded.
-    pub fn of(&self, phase: &str) -> Option<usize> {
-        match phase {
-            "scan" => Some(self.scan.max(1)),
-            "labels" => Some(self.labels.max(1)),
-            "content" => Some(self.content.max(1)),
-            "fetch" => Some(self.fetch.max(1)),
-            _ => None,
+    pub fn of(&self, phase: Phase) -> Option<usize> {
+        phase.sharding()?;
+        Some(match phase {
+            Phase::Scan => self.scan,
+            Phase::Labels => self.labels,
+            Phase::Content => self.content,
+            Phase::Fetch => self.fetch,
+            _ => 1,
+        })
+    }
+}
+
+/// Resources of one phase's Slurm jobs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resources {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--cpus-per-task`.
+    pub cpus: Option<u32>,
+    /// `--mem`, e.g. `64G`.
+    pub mem: Option<String>,
+    /// `--time`, e.g. `2-00:00:00`.
+    pub time: Option<String>,
+}
+
+/// The `[slurm]` section: defaults, per-phase overrides, and paths.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmOptions {
+    /// Resources of every job unless a phase overrides them.
+    pub default: Resources,
+    /// Per-phase overrides, by phase name (checked against the phases when loaded).
+    pub phases: BTreeMap<String, Resources>,
+    /// sbatch template; defaults to the one shipped in `slurm/job.sbatch`.
+    pub template: Option<PathBuf>,
+    /// The `unearth` binary the jobs run; defaults to this one.
+    pub binary: Option<PathBuf>,
+}
+
+impl SlurmOptions {
+    /// The resources of `phase`'s jobs: its overrides, then the defaults.
+    pub fn resources(&self, phase: Phase) -> Resources {
+        let d = &self.default;
+        let r = self.phases.get(phase.name()).cloned().unwrap_or_default();
+        Resources {
+            partition: r.partition.or_else(|| d.partition.clone()),
+            account: r.account.or_else(|| d.account.clone()),
+            cpus: r.cpus.or(d.cpus),
+            mem: r.mem.or_else(|| d.mem.clone()),
+            time: r.time.or_else(|| d.time.clone()),
         }
     }
 }
@@ -204,63 +278,288 @@ pub struct Config {
     /// Shards per sharded phase.
     #[serde(default)]
     pub shards: ShardOptions,
-    /// Slurm resources per phase (see `slurm.rs`).
+    /// Slurm resources per phase.
     #[serde(default)]
-    pub slurm: crate::slurm::SlurmOptions,
+    pub slurm: SlurmOptions,
 }
 
 impl Config {
-    /// Reads `path`, resolving relative paths against its folder.
+    /// Reads `path`, makes its paths absolute (relative ones are relative to its folder) and
+    /// checks every value.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, &[])
+    }
+
+    /// Like [`load`](Self::load), with `KEY=VALUE` overrides applied first (`KEY` dotted, as
+    /// `fetch.endpoint`; `VALUE` a TOML value, or else taken as a string).
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        let syntax = |e: &dyn std::fmt::Display| ConfigError::Syntax {
             path: path.to_owned(),
             reason: e.to_string().trim().replace('\n', " "),
+        };
+        let mut config: Config = if overrides.is_empty() {
+            toml::from_str(&text).map_err(|e| syntax(&e))?
+        } else {
+            let mut table: toml::Table = toml::from_str(&text).map_err(|e| syntax(&e))?;
+            for o in overrides {
+                set_dotted(&mut table, o).map_err(|reason| ConfigError::Value {
+                    path: path.to_owned(),
+                    key: o.split('=').next().unwrap_or_default().to_string(),
+                    reason,
+                })?;
+            }
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e| syntax(&e))?
+        };
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let base = std::path::absolute(parent).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.graph, &mut config.metadata, &mut config.workdir]
+        config.resolve_paths(&base);
+        config
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Value {
+                path: path.to_owned(),
+                key,
+                reason,
+            })?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.graph, &mut self.metadata, &mut self.workdir]
             .into_iter()
-            .chain(config.orc.as_mut())
+            .chain(self.orc.as_mut())
+            .chain(self.slurm.template.as_mut())
+            .chain(self.slurm.binary.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
-        if let Some(dir) = config.fetch.store.strip_prefix("file://") {
+        if let Some(dir) = self.fetch.store.strip_prefix("file://") {
             if Path::new(dir).is_relative() {
-                config.fetch.store = format!("file://{}", base.join(dir).display());
+                self.fetch.store = format!("file://{}", base.join(dir).display());
             }
-        } else if !config.fetch.store.starts_with("s3://") {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                reason: format!(
-                    "fetch.store {:?} must start with file:// or s3://",
-                    config.fetch.store
+        }
+    }
+
+    /// Checks every value; on failure, the dotted key and what is wrong.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, reason: String| Err((key.to_string(), reason));
+        let at_least_one = |key: &str, v: u64| {
+            if v == 0 {
+                fail(key, "must be at least 1, got 0".into())
+            } else {
+                Ok(())
+            }
+        };
+        let o = &self.options;
+        at_least_one(
+            "options.origin_search_budget",
+            o.origin_search_budget as u64,
+        )?;
+        if o.url_templates.is_empty() {
+            return fail("options.url_templates", "must not be empty".into());
+        }
+        if let Some(t) = o.url_templates.iter().find(|t| !t.contains("{slug}")) {
+            return fail("options.url_templates", format!("{t:?} has no {{slug}}"));
+        }
+        if !(0.0..=1.0).contains(&o.label_dense_fraction) {
+            return fail(
+                "options.label_dense_fraction",
+                format!(
+                    "must be a fraction between 0 and 1, got {}",
+                    o.label_dense_fraction
                 ),
-            });
+            );
         }
-        if config.options.url_templates.is_empty()
-            || config
-                .options
-                .url_templates
-                .iter()
-                .any(|t| !t.contains("{slug}"))
+        let f = &self.fetch;
+        if !(f.store.starts_with("file://") || f.store.starts_with("s3://")) {
+            return fail(
+                "fetch.store",
+                format!("{:?} must start with file:// or s3://", f.store),
+            );
+        }
+        if f.store
+            .strip_prefix("s3://")
+            .is_some_and(|r| r.split('/').next() == Some(""))
         {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                reason: "options.url_templates must be non-empty and each contain {slug}".into(),
-            });
+            return fail("fetch.store", format!("{:?} names no bucket", f.store));
         }
-        Ok(config)
+        at_least_one("fetch.concurrency", f.concurrency as u64)?;
+        at_least_one("fetch.attempts", f.attempts as u64)?;
+        if !(f.timeout_secs.is_finite() && f.timeout_secs > 0.0) {
+            return fail(
+                "fetch.timeout_secs",
+                format!(
+                    "must be a positive number of seconds, got {}",
+                    f.timeout_secs
+                ),
+            );
+        }
+        if f.region.trim().is_empty() {
+            return fail("fetch.region", "must not be empty".into());
+        }
+        at_least_one("export.rows_per_file", self.export.rows_per_file as u64)?;
+        let s = &self.shards;
+        at_least_one("shards.scan", s.scan as u64)?;
+        at_least_one("shards.labels", s.labels as u64)?;
+        at_least_one("shards.content", s.content as u64)?;
+        at_least_one("shards.fetch", s.fetch as u64)?;
+        at_least_one("shards.chunk_nodes", s.chunk_nodes as u64)?;
+        for (name, r) in std::iter::once(("default", &self.slurm.default))
+            .chain(self.slurm.phases.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            let key = if name == "default" {
+                "slurm.default".to_string()
+            } else {
+                format!("slurm.phases.{name}")
+            };
+            if name != "default" && Phase::from_name(name).is_none() {
+                return fail(
+                    &key,
+                    crate::model::phase::UnknownPhase(name.into()).to_string(),
+                );
+            }
+            if r.cpus == Some(0) {
+                return fail(&format!("{key}.cpus"), "must be at least 1, got 0".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The phases this configuration runs, in order: without `orc`, resolution only (plan to
+    /// walk), since the content phases need the export tables.
+    pub fn phases(&self) -> Vec<Phase> {
+        Phase::ALL
+            .into_iter()
+            .filter(|p| self.orc.is_some() || !p.needs_orc())
+            .collect()
     }
 
     /// A stable hash of the options, recorded in checkpoints so that a changed option redoes
     /// the phases it affects.
     pub fn options_hash(&self) -> String {
-        let text = serde_json::to_string(&self.options).expect("options serialise");
-        crate::hashes::hex(&crate::hashes::git_object_id("options", text.as_bytes()))
+        let text = serde_json::to_string(&self.options).unwrap_or_default();
+        crate::model::hashes::hex(&crate::model::hashes::git_object_id(
+            "options",
+            text.as_bytes(),
+        ))
+    }
+}
+
+/// Sets `key=value` (dotted key, TOML value or string) in `table`.
+fn set_dotted(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
+    let (key, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| format!("override {assignment:?} is not KEY=VALUE"))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let (last, parents) = parts.split_last().ok_or("empty key")?;
+    let mut t = table;
+    for p in parents {
+        t = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("{p} is not a section"))?;
+    }
+    t.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            format!("graph = \"g\"\nmetadata = \"m\"\nworkdir = \"w\"\n{text}"),
+        )
+        .unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_their_key() {
+        for (text, key) in [
+            ("[fetch]\nconcurrency = 0", "fetch.concurrency"),
+            ("[fetch]\nattempts = 0", "fetch.attempts"),
+            ("[fetch]\ntimeout_secs = -1.0", "fetch.timeout_secs"),
+            ("[fetch]\ntimeout_secs = nan", "fetch.timeout_secs"),
+            ("[fetch]\nstore = \"http://x\"", "fetch.store"),
+            (
+                "[options]\nlabel_dense_fraction = 1.5",
+                "options.label_dense_fraction",
+            ),
+            (
+                "[options]\nlabel_dense_fraction = nan",
+                "options.label_dense_fraction",
+            ),
+            (
+                "[options]\norigin_search_budget = 0",
+                "options.origin_search_budget",
+            ),
+            (
+                "[options]\nurl_templates = [\"x\"]",
+                "options.url_templates",
+            ),
+            ("[export]\nrows_per_file = 0", "export.rows_per_file"),
+            ("[shards]\nfetch = 0", "shards.fetch"),
+            ("[shards]\nchunk_nodes = 0", "shards.chunk_nodes"),
+            ("[slurm.phases.scann]\ncpus = 2", "slurm.phases.scann"),
+            ("[slurm.default]\ncpus = 0", "slurm.default.cpus"),
+        ] {
+            let e = load(text).unwrap_err().to_string();
+            assert!(e.contains(&format!("{key}:")), "{text}: {e}");
+        }
+        // Negative counts do not even parse as counts; the reader names the key.
+        let e = load("[fetch]\nconcurrency = -3").unwrap_err().to_string();
+        assert!(e.contains("concurrency"), "{e}");
+        assert!(load("[slurm.phases.match]\ncpus = 64").is_ok());
+    }
+
+    #[test]
+    fn overrides_apply_before_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "graph = \"g\"\nmetadata = \"m\"\nworkdir = \"w\"\n").unwrap();
+        let set = |o: &[&str]| {
+            let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+            Config::load_with(&path, &o)
+        };
+        let c = set(&["fetch.endpoint=http://127.0.0.1:9", "fetch.concurrency=7"]).unwrap();
+        assert_eq!(c.fetch.endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(c.fetch.concurrency, 7);
+        assert!(set(&["fetch.concurrency=0"])
+            .unwrap_err()
+            .to_string()
+            .contains("fetch.concurrency"));
+        assert!(set(&["nonsense"]).is_err());
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let c = load("orc = \"o\"\n[fetch]\nstore = \"file://objs\"").unwrap();
+        for p in [&c.graph, &c.metadata, &c.workdir, c.orc.as_ref().unwrap()] {
+            assert!(p.is_absolute(), "{}", p.display());
+        }
+        assert!(c.fetch.store.starts_with("file:///"), "{}", c.fetch.store);
     }
 }

@@ -1,13 +1,19 @@
-//! The `unearth` command line. Each subcommand parses its arguments and calls the library;
-//! all the work happens in `unearth::*`.
+//! The `unearth` command line: it parses, calls one library function per subcommand, prints
+//! what it returns, and turns an error into a message and an exit code. All the work happens
+//! in `unearth::*`.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 use unearth::archive::{self, BuildOptions, RepoSpec};
+use unearth::config::Config;
+use unearth::model::{Counts, Phase, Shard, Status};
+use unearth::phases::{export::ExportCounts, walk::WalkCounts};
+use unearth::pipeline::{PhaseOutcome, Pipeline};
 
 #[derive(Parser)]
 #[command(
@@ -26,25 +32,9 @@ enum Command {
     #[command(subcommand)]
     Archive(ArchiveCommand),
     /// Run every phase in order, skipping those whose checkpoint is current.
-    Run(ConfigArg),
-    /// Phase 1: read and validate the metadata, group rows by (repo, prefix).
-    Plan(PhaseArg),
-    /// Phase 2: one sequential scan of revision nodes for the requested prefixes.
-    Scan(PhaseArg),
-    /// Phase 3: decide which candidate revision belongs to each repository's origin.
-    Match(PhaseArg),
-    /// Phase 4: mark the directories the paths need, below each winning revision.
-    Reach(PhaseArg),
-    /// Phase 5: one ordered pass over the labels file, keeping requested names.
-    Labels(PhaseArg),
-    /// Phase 6: walk every row down its path and write the resolved output.
-    Walk(PhaseArg),
-    /// Phase 7: sha1_git -> sha1 from the ORC content tables.
-    Content(PhaseArg),
-    /// Phase 8: fetch the blobs (S3 or a folder), verify them, store them durably.
-    Fetch(PhaseArg),
-    /// Phase 9: write the Parquet dataset with contents, language and quality columns.
-    Export(PhaseArg),
+    Run(RunArgs),
+    #[command(flatten)]
+    Phase(PhaseCommand),
     /// Run every phase in its own process on a fresh work directory and print wall time,
     /// peak memory, bytes read and the sequential passes' ratio to a raw read.
     Bench {
@@ -53,10 +43,10 @@ enum Command {
         /// Also write the report (Markdown) to this file.
         #[arg(long)]
         report: Option<PathBuf>,
-        /// Serve the configured file:// store from s3s-fs on loopback behind a proxy adding
-        /// this many milliseconds per request, and fetch through S3.
-        #[arg(long)]
-        s3_latency_ms: Option<u64>,
+        /// Override a configuration value for this benchmark: KEY=VALUE, KEY dotted
+        /// (`fetch.endpoint=http://127.0.0.1:9000`). Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Submit the pipeline to Slurm: one job per phase, job arrays for sharded phases.
     #[command(subcommand)]
@@ -79,6 +69,83 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct ConfigArg {
+    /// The run's TOML configuration (see configs/).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Stop after this phase.
+    #[arg(long, value_enum)]
+    until: Option<Phase>,
+    /// Fetch again the blobs recorded as missing or corrupt.
+    #[arg(long)]
+    retry_missing: bool,
+}
+
+#[derive(Args)]
+struct PhaseArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Run only shard I of N of a sharded phase (scan, labels, content, fetch), e.g. 3/8.
+    #[arg(long, conflicts_with = "merge")]
+    shard: Option<Shard>,
+    /// Merge the shards of a sharded phase (all must be done).
+    #[arg(long)]
+    merge: bool,
+    /// Fetch again the blobs recorded as missing or corrupt (fetch).
+    #[arg(long)]
+    retry_missing: bool,
+}
+
+/// One subcommand per phase (`unearth scan --config F`), made from [`Phase::ALL`].
+struct PhaseCommand {
+    phase: Phase,
+    args: PhaseArgs,
+}
+
+impl FromArgMatches for PhaseCommand {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let (name, sub) = m
+            .subcommand()
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingSubcommand))?;
+        let phase = Phase::from_name(name)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
+        Ok(Self {
+            phase,
+            args: PhaseArgs::from_arg_matches(sub)?,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Subcommand for PhaseCommand {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        Phase::ALL.into_iter().fold(cmd, |cmd, p| {
+            cmd.subcommand(PhaseArgs::augment_args(
+                clap::Command::new(p.name()).about(p.about()),
+            ))
+        })
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        Phase::from_name(name).is_some()
+    }
+}
+
 #[derive(Subcommand)]
 enum SlurmCommand {
     /// Write the sbatch scripts into WORKDIR/slurm and submit them, chained with afterok.
@@ -91,75 +158,11 @@ enum SlurmCommand {
     },
 }
 
-#[derive(clap::Args)]
-struct PhaseArg {
-    #[command(flatten)]
-    config: ConfigArg,
-    /// Run only shard I of N of a sharded phase (scan, labels, content, fetch), e.g. 3/8.
-    #[arg(long, conflicts_with = "merge")]
-    shard: Option<unearth::shard::Shard>,
-    /// Merge the shards of a sharded phase (all must be done).
-    #[arg(long)]
-    merge: bool,
-}
-
-#[derive(clap::Args)]
-struct ConfigArg {
-    /// The run's TOML configuration (see configs/).
-    #[arg(long)]
-    config: PathBuf,
-}
-
-fn pipeline(arg: &ConfigArg) -> Result<unearth::pipeline::Pipeline> {
-    let config = unearth::config::Config::load(&arg.config)?;
-    Ok(unearth::pipeline::Pipeline::open(config)?)
-}
-
-fn report(outcomes: &[unearth::pipeline::PhaseOutcome], p: &unearth::pipeline::Pipeline) {
-    for o in outcomes {
-        eprintln!(
-            "{:<7} {} ({:.2}s)",
-            o.phase,
-            if o.ran {
-                "done"
-            } else {
-                "skipped, checkpoint current"
-            },
-            o.manifest.seconds
-        );
-    }
-    let last = outcomes
-        .iter()
-        .rev()
-        .find(|o| matches!(o.phase, "export" | "walk"));
-    if let Some(o) = last {
-        let rows: u64 = o
-            .manifest
-            .counts
-            .iter()
-            .filter(|(k, _)| k.starts_with("status_"))
-            .map(|(_, v)| v)
-            .sum();
-        println!("rows: {rows}");
-        for (k, v) in &o.manifest.counts {
-            if let Some(status) = k.strip_prefix("status_") {
-                println!("  {status}: {v}");
-            }
-        }
-        let what = if o.phase == "export" {
-            "dataset"
-        } else {
-            "resolved"
-        };
-        println!("{what}: {}", p.workdir().phase_dir(o.phase).display());
-    }
-}
-
 #[derive(Subcommand)]
 enum ArchiveCommand {
     /// Build an archive (ORC tables, compressed graph, blob store) from git repositories.
     Build {
-        /// Output folder; replaced atomically when the build succeeds.
+        /// Output folder: new, empty, or an archive of the same repositories (then updated).
         #[arg(long)]
         out: PathBuf,
         /// A visit: URL=PATH[@VISIT_TIME], VISIT_TIME as 2024-05-01, 2024-05-01T12:00:00Z or
@@ -194,235 +197,284 @@ enum ArchiveCommand {
     },
 }
 
-fn info(dir: &std::path::Path) -> Result<()> {
+/// Prints the outcome of each phase (stderr) and, for the last resolving or exporting one,
+/// the rows per status and where the output is (stdout).
+fn report(out: &mut impl Write, outcomes: &[PhaseOutcome], p: &Pipeline) -> Result<()> {
+    for o in outcomes {
+        let what = if o.ran {
+            "done"
+        } else {
+            "skipped, checkpoint current"
+        };
+        eprintln!("{:<7} {what} ({:.2}s)", o.phase, o.manifest.seconds);
+    }
+    let Some(last) = outcomes
+        .iter()
+        .rev()
+        .find(|o| matches!(o.phase, Phase::Export | Phase::Walk))
+    else {
+        return Ok(());
+    };
+    let statuses: Vec<(&'static str, u64)> = if last.phase == Phase::Export {
+        let c = ExportCounts::from_map(&last.manifest.counts);
+        c.status.iter().map(|(s, n)| (s.as_str(), n)).collect()
+    } else {
+        let c = WalkCounts::from_map(&last.manifest.counts);
+        c.status.iter().map(|(s, n)| (s.as_str(), n)).collect()
+    };
+    writeln!(out, "rows: {}", statuses.iter().map(|s| s.1).sum::<u64>())?;
+    for (status, n) in statuses {
+        writeln!(out, "  {status}: {n}")?;
+    }
+    let what = if last.phase == Phase::Export {
+        "dataset"
+    } else {
+        "resolved"
+    };
+    let dir = p.workdir().phase_dir(last.phase.name());
+    writeln!(out, "{what}: {}", dir.display())?;
+    Ok(())
+}
+
+fn info(out: &mut impl Write, dir: &Path) -> Result<()> {
     let manifest = archive::Manifest::read(dir)
         .with_context(|| format!("{} has no readable {}", dir.display(), archive::MANIFEST))?;
     let layout = archive::ArchiveDir::new(dir);
     let graph = unearth::graph::open(&layout.graph())?;
     let s = unearth::graph::summarize(&graph);
-    println!("archive {}", dir.display());
-    println!("  graph: {} nodes, {} arcs", s.nodes, s.arcs);
+    writeln!(out, "archive {}", dir.display())?;
+    writeln!(out, "  graph: {} nodes, {} arcs", s.nodes, s.arcs)?;
     for (ty, n) in &s.nodes_per_type {
-        println!("    {ty}: {n}");
+        writeln!(out, "    {ty}: {n}")?;
     }
-    println!("  origins ({}):", s.origins.len());
+    writeln!(out, "  origins ({}):", s.origins.len())?;
     for url in &s.origins {
         let visits: Vec<String> = manifest
             .visits
             .iter()
             .filter(|v| &v.url == url)
             .map(|v| {
-                format!(
-                    "visit {} snapshot {} ({})",
-                    v.visit,
-                    &v.snapshot[..12],
-                    v.status
-                )
+                let snp = v.snapshot.get(..12).unwrap_or(&v.snapshot);
+                format!("visit {} snapshot {snp} ({})", v.visit, v.status)
             })
             .collect();
-        println!("    {url}: {}", visits.join("; "));
+        writeln!(out, "    {url}: {}", visits.join("; "))?;
     }
-    println!("  tables:");
+    writeln!(out, "  tables:")?;
     for (t, rows) in &manifest.tables {
-        println!("    {t}: {rows} rows");
+        writeln!(out, "    {t}: {rows} rows")?;
     }
-    println!(
+    writeln!(
+        out,
         "  blobs: {} stored ({} bytes) in {}, {} skipped (too large)",
         manifest.stored_blobs,
         manifest.stored_blob_bytes,
         layout.contents().display(),
         manifest.skipped_blobs
-    );
+    )?;
     let missing: usize = manifest.visits.iter().map(|v| v.missing.len()).sum();
     if missing > 0 {
-        println!("  missing objects (referenced, not archived): {missing}");
+        writeln!(
+            out,
+            "  missing objects (referenced, not archived): {missing}"
+        )?;
     }
     let metadata = dir.join("metadata").join("part_0.parquet");
     if metadata.exists() {
-        println!("  metadata: {}", metadata.display());
+        writeln!(out, "  metadata: {}", metadata.display())?;
     }
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Archive(ArchiveCommand::Build {
-            out,
+fn archive_command(out: &mut impl Write, cmd: ArchiveCommand) -> Result<()> {
+    let started = std::time::Instant::now();
+    match cmd {
+        ArchiveCommand::Build {
+            out: dir,
             repos,
             max_content_size,
             rows_per_file,
-        }) => {
+        } => {
             let repos = repos
                 .iter()
                 .map(|r| RepoSpec::parse(r))
                 .collect::<Result<Vec<_>, _>>()?;
-            let started = std::time::Instant::now();
             let opts = BuildOptions {
                 repos,
                 max_content_size,
                 rows_per_file,
             };
-            let m = archive::build(&out, &opts, "")?;
-            eprintln!(
-                "built {} in {:.1}s: {} nodes, {} arcs, {} blobs",
-                out.display(),
-                started.elapsed().as_secs_f64(),
-                m.nodes,
-                m.arcs,
-                m.stored_blobs
-            );
-            info(&out)
-        }
-        Command::Archive(ArchiveCommand::Demo { out }) => {
-            let started = std::time::Instant::now();
-            let outcome = archive::demo::build_demo(&out)?;
+            let outcome = archive::build(&dir, &opts, "")?;
+            let m = &outcome.manifest;
             if outcome.built {
                 eprintln!(
-                    "built the demo archive in {:.1}s",
-                    started.elapsed().as_secs_f64()
+                    "built {} in {:.1}s: {} nodes, {} arcs, {} blobs",
+                    dir.display(),
+                    started.elapsed().as_secs_f64(),
+                    m.nodes,
+                    m.arcs,
+                    m.stored_blobs
                 );
             } else {
-                eprintln!("{} already holds the demo archive", out.display());
+                eprintln!("{} already holds this archive, up to date", dir.display());
             }
-            info(&out)
+            info(out, &dir)
         }
-        Command::Archive(ArchiveCommand::Info { dir }) => info(&dir),
-        Command::Archive(ArchiveCommand::Synth { out, size }) => {
-            let started = std::time::Instant::now();
-            archive::synth::build_synth(&out, &size)?;
-            eprintln!(
-                "built {} in {:.1}s",
-                out.display(),
-                started.elapsed().as_secs_f64()
-            );
-            info(&out)
+        ArchiveCommand::Demo { out: dir } => {
+            let outcome = archive::demo::build_demo(&dir)?;
+            if outcome.built {
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!("built the demo archive in {secs:.1}s");
+            } else {
+                eprintln!("{} already holds the demo archive", dir.display());
+            }
+            info(out, &dir)
         }
-        Command::Run(arg) => {
-            let p = pipeline(&arg)?;
-            let outcomes = p.run_all()?;
-            report(&outcomes, &p);
-            Ok(())
+        ArchiveCommand::Info { dir } => info(out, &dir),
+        ArchiveCommand::Synth { out: dir, size } => {
+            archive::synth::build_synth(&dir, &size)?;
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("built {} in {secs:.1}s", dir.display());
+            info(out, &dir)
         }
-        Command::Plan(arg)
-        | Command::Scan(arg)
-        | Command::Match(arg)
-        | Command::Reach(arg)
-        | Command::Labels(arg)
-        | Command::Walk(arg)
-        | Command::Content(arg)
-        | Command::Fetch(arg)
-        | Command::Export(arg) => {
-            let phase = std::env::args().nth(1).unwrap_or_default();
-            let p = pipeline(&arg.config)?;
-            let outcome = match (arg.shard, arg.merge) {
-                (Some(shard), _) => p.run_shard(&phase, shard)?,
-                (None, true) => p.merge(&phase)?,
-                (None, false) => p.run_phase(&phase)?,
+    }
+}
+
+fn phase_command(out: &mut impl Write, cmd: PhaseCommand) -> Result<()> {
+    let a = cmd.args;
+    let p = Pipeline::open(Config::load(&a.config.config)?)?.retry_missing(a.retry_missing);
+    let outcome = match (a.shard, a.merge) {
+        (Some(shard), _) => p.run_shard(cmd.phase, shard)?,
+        (None, true) => p.merge(cmd.phase)?,
+        (None, false) => p.run_phase(cmd.phase)?,
+    };
+    report(out, &[outcome], &p)
+}
+
+fn slurm_submit(out: &mut impl Write, config: &Path, dry_run: bool) -> Result<()> {
+    let cfg = Config::load(config)?;
+    // Refuse a work directory of another graph before anything is queued (a dry run only
+    // prints, and works before the graph is in place).
+    if !dry_run {
+        Pipeline::open(cfg.clone())?;
+    }
+    let sub = unearth::slurm::submit(&cfg, config, dry_run)?;
+    for (script, cmd) in sub.scripts.iter().zip(&sub.commands) {
+        if dry_run {
+            let text = std::fs::read_to_string(script)
+                .with_context(|| format!("cannot read {}", script.display()))?;
+            writeln!(out, "# {}\n{text}", script.display())?;
+        }
+        writeln!(out, "{cmd}")?;
+    }
+    if !dry_run {
+        for (name, id) in &sub.jobs {
+            writeln!(out, "submitted {name}: job {id}")?;
+        }
+    }
+    Ok(())
+}
+
+fn status(out: &mut impl Write, workdir: &Path) -> Result<()> {
+    anyhow::ensure!(
+        unearth::pipeline::Workdir::is_workdir(workdir),
+        "{} is not a work directory of unearth's (no graph.json)",
+        workdir.display()
+    );
+    for l in unearth::status::status(workdir) {
+        let counts: Vec<String> = l
+            .counts
+            .iter()
+            .filter(|(k, _)| !k.ends_with("micros"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let job = l.job.map(|j| format!(" [job {j}]")).unwrap_or_default();
+        writeln!(
+            out,
+            "{:<24} {:<10}{job} {}",
+            l.what,
+            l.state,
+            counts.join(" ")
+        )?;
+    }
+    Ok(())
+}
+
+fn bench(
+    out: &mut impl Write,
+    config: &Path,
+    report_to: Option<PathBuf>,
+    sets: &[String],
+) -> Result<()> {
+    let cfg = Config::load_with(config, sets)?;
+    let (baselines, figures) = unearth::bench::bench(&cfg)?;
+    let text = unearth::bench::report(&cfg, &baselines, &figures);
+    write!(out, "{text}")?;
+    if let Some(path) = report_to {
+        std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn verify(out: &mut impl Write, config: &Path, sample: usize, seed: u64) -> Result<()> {
+    let cfg = Config::load(config)?;
+    let p = Pipeline::open(cfg.clone())?;
+    p.check_done(Phase::Walk)?;
+    let dir = p.workdir().phase_dir(Phase::Walk.name());
+    let graph = unearth::graph::open_matching(&cfg.graph)?;
+    let r = unearth::verify::verify(&graph, &dir, &cfg.options.url_templates, sample, seed)?;
+    let disagreed = r.disagreements.len();
+    writeln!(
+        out,
+        "sampled {}, agreed {}, disagreed {disagreed}",
+        r.sampled, r.agreed
+    )?;
+    for (status, n) in &r.unchecked {
+        writeln!(out, "  not re-checked: {n} rows with status {status}")?;
+    }
+    for d in &r.disagreements {
+        writeln!(out, "  DISAGREE {d}")?;
+    }
+    anyhow::ensure!(disagreed == 0, "{disagreed} rows disagree");
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Archive(cmd) => archive_command(&mut out, cmd),
+        Command::Run(a) => {
+            let p = Pipeline::open(Config::load(&a.config.config)?)?.retry_missing(a.retry_missing);
+            let outcomes = match a.until {
+                Some(last) => p.run_until(last)?,
+                None => p.run_all()?,
             };
-            report(&[outcome], &p);
-            Ok(())
+            report(&mut out, &outcomes, &p)
         }
+        Command::Phase(cmd) => phase_command(&mut out, cmd),
         Command::Slurm(SlurmCommand::Submit { config, dry_run }) => {
-            let cfg = unearth::config::Config::load(&config.config)?;
-            // Refuse a work directory of another graph before anything is queued (a dry run
-            // only prints, and works before the graph is in place).
-            if !dry_run {
-                unearth::pipeline::Pipeline::open(cfg.clone())?;
-            }
-            let sub = unearth::slurm::submit(&cfg, &config.config, dry_run)?;
-            for (script, cmd) in sub.scripts.iter().zip(&sub.commands) {
-                if dry_run {
-                    println!(
-                        "# {}\n{}",
-                        script.display(),
-                        std::fs::read_to_string(script)?
-                    );
-                }
-                println!("{cmd}");
-            }
-            if !dry_run {
-                for (name, id) in &sub.jobs {
-                    println!("submitted {name}: job {id}");
-                }
-            }
-            Ok(())
+            slurm_submit(&mut out, &config.config, dry_run)
         }
-        Command::Status { workdir } => {
-            anyhow::ensure!(
-                workdir.is_dir(),
-                "{} is not a work directory",
-                workdir.display()
-            );
-            for l in unearth::status::status(&workdir) {
-                let counts: Vec<String> = l
-                    .counts
-                    .iter()
-                    .filter(|(k, _)| !k.ends_with("micros"))
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                let job = l.job.map(|j| format!(" [job {j}]")).unwrap_or_default();
-                println!("{:<24} {:<10}{job} {}", l.what, l.state, counts.join(" "));
-            }
-            Ok(())
-        }
+        Command::Status { workdir } => status(&mut out, &workdir),
         Command::Bench {
             config,
             report,
-            s3_latency_ms,
-        } => {
-            let cfg = unearth::config::Config::load(&config.config)?;
-            let (baselines, figures) = unearth::bench::bench(&cfg, s3_latency_ms)?;
-            let mut text = unearth::bench::report(&cfg, &baselines, &figures);
-            if let Some(ms) = s3_latency_ms {
-                text.push_str(&format!(
-                    "(the store was served by s3s-fs on loopback, through a proxy adding {ms} ms \
-                     per request; fetch.concurrency = {})\n",
-                    cfg.fetch.concurrency
-                ));
-            }
-            print!("{text}");
-            if let Some(path) = report {
-                std::fs::write(&path, &text)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            Ok(())
-        }
+            overrides,
+        } => bench(&mut out, &config.config, report, &overrides),
         Command::Verify {
             config,
             sample,
             seed,
-        } => {
-            let cfg = unearth::config::Config::load(&config.config)?;
-            let p = unearth::pipeline::Pipeline::open(cfg.clone())?;
-            let dir = p.workdir().phase_dir("walk");
-            anyhow::ensure!(
-                dir.is_dir(),
-                "no resolved output in {}: run the pipeline first",
-                dir.display()
-            );
-            let graph = unearth::graph::open(&cfg.graph)?;
-            let r =
-                unearth::verify::verify(&graph, &dir, &cfg.options.url_templates, sample, seed)?;
-            println!(
-                "sampled {}, agreed {}, disagreed {}",
-                r.sampled,
-                r.agreed,
-                r.disagreements.len()
-            );
-            for (status, n) in &r.unchecked {
-                println!("  not re-checked: {n} rows with status {status}");
-            }
-            for d in &r.disagreements {
-                println!("  DISAGREE {d}");
-            }
-            anyhow::ensure!(
-                r.disagreements.is_empty(),
-                "{} rows disagree",
-                r.disagreements.len()
-            );
-            Ok(())
-        }
+        } => verify(&mut out, &config.config, sample, seed),
     }
+}
+
+/// Whether the error is a closed standard output (`unearth ... | head`): not a failure.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn main() -> ExitCode {
@@ -431,6 +483,7 @@ fn main() -> ExitCode {
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -15,37 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::pipeline::PHASES;
-
-/// Resources of one phase's jobs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Resources {
-    /// `--partition`.
-    pub partition: Option<String>,
-    /// `--account`.
-    pub account: Option<String>,
-    /// `--cpus-per-task`.
-    pub cpus: Option<u32>,
-    /// `--mem`, e.g. `64G`.
-    pub mem: Option<String>,
-    /// `--time`, e.g. `2-00:00:00`.
-    pub time: Option<String>,
-}
-
-/// The `[slurm]` section: defaults, per-phase overrides, and paths.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SlurmOptions {
-    /// Resources of every job unless a phase overrides them.
-    pub default: Resources,
-    /// Per-phase overrides, by phase name.
-    pub phases: BTreeMap<String, Resources>,
-    /// sbatch template; defaults to the one shipped in `slurm/job.sbatch`.
-    pub template: Option<PathBuf>,
-    /// The `unearth` binary the jobs run; defaults to this one.
-    pub binary: Option<PathBuf>,
-}
+use crate::model::Phase;
 
 /// Errors of Slurm submission.
 #[derive(Debug, thiserror::Error)]
@@ -66,46 +36,43 @@ pub struct Job {
     /// Name, e.g. `scan`, `scan-merge`.
     pub name: String,
     /// Phase.
-    pub phase: String,
+    pub phase: Phase,
     /// Array size for a sharded phase's shard jobs.
     pub array: Option<usize>,
     /// The unearth arguments (after the binary).
     pub args: Vec<String>,
 }
 
-/// The jobs of a whole run, in dependency order.
+/// The jobs of a whole run, in dependency order: one per phase, or for a sharded phase an
+/// array of its shards and a merge job.
 pub fn plan_jobs(config: &Config) -> Vec<Job> {
-    let last = if config.orc.is_some() {
-        PHASES.len()
-    } else {
-        crate::pipeline::RESOLUTION_PHASES
-    };
     let mut jobs = Vec::new();
-    for phase in &PHASES[..last] {
+    for phase in config.phases() {
+        let name = phase.name().to_string();
         match config.shards.of(phase) {
             Some(n) => {
                 jobs.push(Job {
-                    name: phase.to_string(),
-                    phase: phase.to_string(),
+                    name: name.clone(),
+                    phase,
                     array: Some(n),
                     args: vec![
-                        phase.to_string(),
+                        name.clone(),
                         "--shard".into(),
                         format!("${{SLURM_ARRAY_TASK_ID}}/{n}"),
                     ],
                 });
                 jobs.push(Job {
-                    name: format!("{phase}-merge"),
-                    phase: phase.to_string(),
+                    name: format!("{name}-merge"),
+                    phase,
                     array: None,
-                    args: vec![phase.to_string(), "--merge".into()],
+                    args: vec![name, "--merge".into()],
                 });
             }
             None => jobs.push(Job {
-                name: phase.to_string(),
-                phase: phase.to_string(),
+                name: name.clone(),
+                phase,
                 array: None,
-                args: vec![phase.to_string()],
+                args: vec![name],
             }),
         }
     }
@@ -120,13 +87,7 @@ pub fn render(
     binary: &Path,
     job: &Job,
 ) -> String {
-    let r = config
-        .slurm
-        .phases
-        .get(&job.phase)
-        .cloned()
-        .unwrap_or_default();
-    let d = &config.slurm.default;
+    let r = config.slurm.resources(job.phase);
     let mut directives = vec![
         format!(
             "#SBATCH --job-name={}",
@@ -148,19 +109,19 @@ pub fn render(
     if let Some(n) = job.array {
         directives.push(format!("#SBATCH --array=0-{}", n - 1));
     }
-    if let Some(v) = r.partition.as_ref().or(d.partition.as_ref()) {
+    if let Some(v) = &r.partition {
         directives.push(format!("#SBATCH --partition={}", quote(v)));
     }
-    if let Some(v) = r.account.as_ref().or(d.account.as_ref()) {
+    if let Some(v) = &r.account {
         directives.push(format!("#SBATCH --account={}", quote(v)));
     }
-    if let Some(v) = r.cpus.or(d.cpus) {
+    if let Some(v) = r.cpus {
         directives.push(format!("#SBATCH --cpus-per-task={v}"));
     }
-    if let Some(v) = r.mem.as_ref().or(d.mem.as_ref()) {
+    if let Some(v) = &r.mem {
         directives.push(format!("#SBATCH --mem={}", quote(v)));
     }
-    if let Some(v) = r.time.as_ref().or(d.time.as_ref()) {
+    if let Some(v) = &r.time {
         directives.push(format!("#SBATCH --time={}", quote(v)));
     }
     // Arguments are quoted, except the array index, which the shell must expand.
@@ -267,7 +228,7 @@ pub fn submit(
         let path = dir.join("jobs.json");
         std::fs::write(
             &path,
-            serde_json::to_string_pretty(&sub).expect("serialises"),
+            serde_json::to_string_pretty(&sub).unwrap_or_default(),
         )
         .map_err(|x| e(&x))?;
     }

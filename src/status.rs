@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::checkpoint::PhaseManifest;
-use crate::pipeline::{shard_name, PHASES};
-use crate::shard::Shard;
+use crate::model::{Phase, Shard};
+use crate::pipeline::checkpoint::{read_manifest, PhaseManifest};
+use crate::pipeline::shard_name;
 
 /// State of one unit of work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +25,7 @@ pub struct Line {
 }
 
 fn manifest(dir: &Path) -> Option<PhaseManifest> {
-    let text = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
-    serde_json::from_str(&text).ok()
+    read_manifest(dir).ok().flatten()
 }
 
 /// Whether a staging folder of `name` belongs to a live process.
@@ -46,7 +45,7 @@ fn running(workdir: &Path, name: &str) -> bool {
 }
 
 /// The shard counts found in the work directory for `phase` (from shard folder names).
-fn shard_counts(workdir: &Path, phase: &str) -> Vec<usize> {
+fn shard_counts(workdir: &Path, phase: Phase) -> Vec<usize> {
     let prefix = format!("{phase}-shard-");
     let mut counts: Vec<usize> = std::fs::read_dir(workdir)
         .map(|d| {
@@ -94,9 +93,9 @@ pub fn status(workdir: &Path) -> Vec<Line> {
             job,
         }
     };
-    for phase in PHASES {
+    for phase in Phase::ALL {
         let mut ns = shard_counts(workdir, phase);
-        if let Some(job) = jobs.get(phase) {
+        if jobs.contains_key(phase.name()) {
             // The array size submitted, even when no shard has written anything yet.
             if let Ok(text) = std::fs::read_to_string(workdir.join(format!("slurm/{phase}.sbatch")))
             {
@@ -108,14 +107,13 @@ pub fn status(workdir: &Path) -> Vec<Line> {
                     ns.push(n + 1);
                 }
             }
-            let _ = job;
         }
         ns.sort();
         ns.dedup();
         for n in ns {
             for index in 0..n {
                 let shard = Shard { index, count: n };
-                let job = jobs.get(phase).map(|j| format!("{j}_{index}"));
+                let job = jobs.get(phase.name()).map(|j| format!("{j}_{index}"));
                 lines.push(unit(
                     &shard_name(phase, shard),
                     format!("{phase} shard {shard}"),
@@ -125,9 +123,9 @@ pub fn status(workdir: &Path) -> Vec<Line> {
         }
         let job = jobs
             .get(&format!("{phase}-merge"))
-            .or_else(|| jobs.get(phase))
+            .or_else(|| jobs.get(phase.name()))
             .cloned();
-        lines.push(unit(phase, phase.to_string(), job));
+        lines.push(unit(phase.name(), phase.to_string(), job));
     }
     lines
 }

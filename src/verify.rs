@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
-use arrow::array::AsArray;
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use swh_graph::labels::EdgeLabel;
 use swh_graph::{NodeType, SWHID};
 
-use crate::graph::FullGraph;
+use crate::artifacts::resolved;
+use crate::graph::MatchGraph;
+use crate::phases::matching::{origin_node, url_variants};
 use crate::table::{self, TableError};
 
 /// Outcome of a verification.
@@ -44,39 +45,61 @@ struct Row {
     status: String,
 }
 
-fn read_rows(dir: &Path) -> Result<Vec<Row>, TableError> {
-    let mut rows = Vec::new();
-    let files = table::parquet_files(dir)?;
-    for f in files {
-        let b = table::read(&f)?;
-        let ids = b
-            .column_by_name("row_id")
-            .map(|c| c.as_primitive::<arrow::datatypes::UInt64Type>().clone());
-        let col = |n: &str| table::strings(&b, &f, n);
-        let (repo, commit, path) = (
-            col("repo").or_else(|_| col("input_repo"))?,
-            col("commit_id")?,
-            col("rel_path")?,
-        );
-        let (rev, sha, status) = (col("revision")?, col("sha1_git")?, col("status")?);
-        for i in 0..b.num_rows() {
-            rows.push(Row {
-                row_id: ids.as_ref().map(|a| a.value(i)).unwrap_or(i as u64),
-                repo: repo[i].clone(),
-                commit: commit[i].clone(),
-                path: path[i].clone(),
-                revision: rev[i].clone(),
-                sha1_git: sha[i].clone(),
-                status: status[i].clone().unwrap_or_default(),
-            });
+/// Reads the rows at the sorted global positions `picks` of the resolved files, streaming:
+/// only the sampled rows are held.
+fn read_rows(dir: &Path, picks: &[usize]) -> Result<Vec<Row>, TableError> {
+    let mut rows = Vec::with_capacity(picks.len());
+    let mut offset = 0usize;
+    let mut next = picks.iter().peekable();
+    for f in resolved::files(dir)? {
+        let (_, batches) = table::open(&f)?;
+        for b in batches {
+            let b = b?;
+            let end = offset + b.num_rows();
+            if next.peek().is_some_and(|&&p| p < end) {
+                let ids = table::u64s(&b, &f, "row_id")?;
+                let col = |n: &str| table::strings(&b, &f, n);
+                let (repo, commit, path) = (
+                    col("repo").or_else(|_| col("input_repo"))?,
+                    col("commit_id")?,
+                    col("rel_path")?,
+                );
+                let (rev, sha, status) = (col("revision")?, col("sha1_git")?, col("status")?);
+                while let Some(&&p) = next.peek() {
+                    if p >= end {
+                        break;
+                    }
+                    let i = p - offset;
+                    rows.push(Row {
+                        row_id: ids[i],
+                        repo: repo[i].clone(),
+                        commit: commit[i].clone(),
+                        path: path[i].clone(),
+                        revision: rev[i].clone(),
+                        sha1_git: sha[i].clone(),
+                        status: status[i].clone().unwrap_or_default(),
+                    });
+                    next.next();
+                }
+            }
+            offset = end;
         }
     }
     Ok(rows)
 }
 
+/// Rows in the resolved files of `dir`, from their metadata.
+fn count_rows(dir: &Path) -> Result<usize, TableError> {
+    let mut n = 0;
+    for f in resolved::files(dir)? {
+        n += table::num_rows(&f)?;
+    }
+    Ok(n)
+}
+
 /// Walks `path` from revision `rev_hex` with random-access labelled successors.
 fn walk_random_access(
-    graph: &impl FullGraph,
+    graph: &impl MatchGraph,
     rev_hex: &str,
     path: &str,
 ) -> (String, Option<String>) {
@@ -122,7 +145,7 @@ fn walk_random_access(
                 };
                 return (
                     status.into(),
-                    Some(crate::hashes::hex(&props.swhid(succ).hash)),
+                    Some(crate::model::hashes::hex(&props.swhid(succ).hash)),
                 );
             }
             _ => return ("path_not_found".into(), None),
@@ -133,18 +156,19 @@ fn walk_random_access(
 
 /// Verifies `sample_size` rows of the resolved output in `resolved_dir`.
 pub fn verify(
-    graph: &impl FullGraph,
+    graph: &impl MatchGraph,
     resolved_dir: &Path,
     templates: &[String],
     sample_size: usize,
     seed: u64,
 ) -> Result<Report, TableError> {
-    let rows = read_rows(resolved_dir)?;
+    let total = count_rows(resolved_dir)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let picks = sample(&mut rng, rows.len(), sample_size.min(rows.len()));
+    let mut picks = sample(&mut rng, total, sample_size.min(total)).into_vec();
+    picks.sort_unstable();
+    let rows = read_rows(resolved_dir, &picks)?;
     let mut report = Report::default();
-    for i in picks.into_iter() {
-        let row = &rows[i];
+    for row in &rows {
         report.sampled += 1;
         let agree = match row.status.as_str() {
             "ok" | "symlink" | "is_directory" | "submodule" | "path_not_found" => {
@@ -168,9 +192,9 @@ pub fn verify(
             }
             "origin_not_found" => {
                 let slug = row.repo.clone().unwrap_or_default();
-                let found = crate::origins::url_variants(&slug, templates)
+                let found = url_variants(&slug, templates)
                     .iter()
-                    .find(|u| crate::origins::origin_node(graph, u).is_some())
+                    .find(|u| origin_node(graph, u).is_some())
                     .cloned();
                 match found {
                     None => true,
@@ -184,7 +208,7 @@ pub fn verify(
                 }
             }
             "invalid" => {
-                let ok = crate::plan::validate(
+                let ok = crate::phases::plan::validate(
                     row.repo.as_deref(),
                     row.commit.as_deref(),
                     row.path.as_deref(),

@@ -183,7 +183,7 @@ fn check_snapshot(graph: &impl unearth::graph::FullGraph, repo: &Path, url: &str
         graph,
         &format!(
             "swh:1:ori:{}",
-            unearth::hashes::hex(&Sha1::digest(url.as_bytes()))
+            unearth::model::hashes::hex(&Sha1::digest(url.as_bytes()))
         ),
     );
     assert_eq!(
@@ -378,14 +378,14 @@ fn demo_archive_matches_git() {
         let key = path.file_name().unwrap().to_str().unwrap().to_string();
         let data = gunzip(&path);
         assert_eq!(
-            unearth::hashes::hex(&Sha1::digest(&data)),
+            unearth::model::hashes::hex(&Sha1::digest(&data)),
             key,
             "sha1 of {key}"
         );
         let mut h = Sha1::new();
         h.update(format!("blob {}\0", data.len()));
         h.update(&data);
-        stored.insert(unearth::hashes::hex(&h.finalize()), key);
+        stored.insert(unearth::model::hashes::hex(&h.finalize()), key);
     }
     assert_eq!(stored.len() as u64, manifest.stored_blobs);
     assert!(

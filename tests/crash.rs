@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use rand::{Rng, SeedableRng};
 use unearth::archive;
-use unearth::pipeline::PHASES;
+use unearth::model::Phase;
 
 fn demo_with(tmp: &Path, name: &str, extra: &str) -> std::path::PathBuf {
     let out = tmp.join(name);
@@ -59,7 +59,7 @@ fn sigkill_at_random_moments_then_rerun_gives_the_same_dataset() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261121);
     let mut kills = 0;
     let mut per_phase = std::collections::BTreeMap::new();
-    for phase in PHASES {
+    for phase in Phase::ALL.map(Phase::name) {
         // How long the phase takes here, to aim the kills inside it.
         let t = Instant::now();
         unearth_ok(&[phase], &cfg);

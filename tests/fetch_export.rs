@@ -7,13 +7,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use unearth::archive;
-use unearth::faults::{FaultCounts, FaultPlan};
+use unearth_loopback::{FaultCounts, FaultPlan, S3Server};
 
 /// One exported row.
 #[derive(Debug, Clone)]
@@ -197,62 +197,9 @@ print(len(rows), len(ok), sum(1 for r in ok if r["content"] is not None and r["s
     );
 }
 
-/// A running s3s-fs serving `data` (whose folders are buckets) on a free port.
-struct S3Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn s3s_fs_binary() -> PathBuf {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let candidates = [
-        PathBuf::from(format!("{home}/.cargo/bin/s3s-fs")),
-        PathBuf::from("s3s-fs"),
-    ];
-    for c in candidates {
-        if Command::new(&c)
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-        {
-            return c;
-        }
-    }
-    panic!("s3s-fs is not installed: run scripts/setup.sh (this test needs a real S3 server)");
-}
-
+/// A real S3 server (s3s-fs) serving `data`, whose folders are buckets; it must start.
 fn start_s3(data: &Path) -> S3Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(s3s_fs_binary())
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("s3s-fs starts");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "s3s-fs did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    S3Server { child, addr }
+    S3Server::start(data).unwrap_or_else(|e| panic!("this test needs a real S3 server: {e}"))
 }
 
 /// Serves the archive's objects/ as bucket `softwareheritage` (key `content/<sha1>`).
@@ -277,7 +224,7 @@ fn start_proxy(
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    rt.spawn(unearth::faults::serve(
+    rt.spawn(unearth_loopback::serve(
         listener,
         upstream,
         plan,

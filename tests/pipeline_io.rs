@@ -347,3 +347,56 @@ fn slurm_dry_run_renders_arrays_chains_and_quoted_values() {
     }
     assert!(!Path::new("/tmp/unearth-pwned").exists());
 }
+
+#[test]
+fn bench_runs_from_any_directory() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    archive::demo::build_demo(&t.join("demo-archive")).unwrap();
+    let elsewhere = t.join("elsewhere/deeper");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    for (cwd, config) in [
+        (t.to_path_buf(), "demo-archive/unearth.toml".to_string()),
+        (
+            elsewhere.clone(),
+            "../../demo-archive/unearth.toml".to_string(),
+        ),
+        (
+            PathBuf::from("/"),
+            t.join("demo-archive/unearth.toml").display().to_string(),
+        ),
+    ] {
+        let o = unearth()
+            .args(["bench", "--config", &config])
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "bench --config {config} from {}: {}",
+            cwd.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let report = String::from_utf8_lossy(&o.stdout);
+        for phase in ["plan", "scan", "walk", "fetch", "export"] {
+            assert!(report.contains(&format!("| {phase} |")), "{report}");
+        }
+    }
+    // Its work folder sits beside the run's, and nothing of the user's is replaced.
+    assert!(t.join("demo-archive/work.bench/bench.toml").is_file());
+    std::fs::remove_dir_all(t.join("demo-archive/work.bench")).unwrap();
+    std::fs::create_dir_all(t.join("demo-archive/work.bench")).unwrap();
+    std::fs::write(t.join("demo-archive/work.bench/mine.txt"), "keep").unwrap();
+    let o = unearth()
+        .args(["bench", "--config", "demo-archive/unearth.toml"])
+        .current_dir(t)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        last_line(&o).contains("not a benchmark folder"),
+        "{}",
+        last_line(&o)
+    );
+    assert!(t.join("demo-archive/work.bench/mine.txt").is_file());
+}

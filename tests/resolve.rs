@@ -447,7 +447,11 @@ fn git_built_archive_resolves_like_git() {
     );
     std::fs::write(&config, text).unwrap();
     let outcomes = run(&config);
-    let ran: Vec<&str> = outcomes.iter().filter(|o| o.ran).map(|o| o.phase).collect();
+    let ran: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.ran)
+        .map(|o| o.phase.name())
+        .collect();
     assert_eq!(
         ran,
         ["content", "fetch", "export"],
@@ -574,7 +578,11 @@ fn search_budget_is_configurable_and_reported() {
         "origin_search_budget = 100",
     );
     let outcomes = run(&config);
-    let ran: Vec<&str> = outcomes.iter().filter(|o| o.ran).map(|o| o.phase).collect();
+    let ran: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.ran)
+        .map(|o| o.phase.name())
+        .collect();
     assert_eq!(ran, ["match", "reach", "labels", "walk"]);
     assert_eq!(read_resolved(&t.join("work"))[0].status, "ok");
 }

@@ -278,4 +278,37 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
         assert_eq!(mtime(&m), time, "{} was redone", m.display());
     }
     assert_eq!(export_rows(&t.join("failing/work")), want);
+
+    // README's cluster commands, exactly as written, from the folder holding demo-archive.
+    let readme = t.join("readme");
+    std::fs::create_dir_all(&readme).unwrap();
+    archive::demo::build_demo(&readme.join("demo-archive")).unwrap();
+    let conf = cluster.conf.display().to_string();
+    let mut ids = Vec::new();
+    for (tag, cmds) in readme_blocks() {
+        if tag != "slurm" {
+            continue;
+        }
+        for cmd in cmds {
+            let o = run_readme_command(&readme, &cmd, &[("SLURM_CONF", &conf)]);
+            assert!(
+                o.status.success(),
+                "README command failed: {cmd}\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            ids.extend(
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| l.starts_with("submitted "))
+                    .filter_map(|l| l.rsplit_once("job ").map(|(_, id)| id.to_string())),
+            );
+        }
+    }
+    assert_eq!(
+        ids.len(),
+        13,
+        "9 phases, 4 as an array and a merge: {ids:?}"
+    );
+    wait_completed(&cluster, &ids);
+    assert_eq!(export_rows(&readme.join("demo-archive/work")), want);
 }

@@ -172,58 +172,82 @@ fn pad_empty_properties(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Compresses the ORC tables under `orc_dir` into a graph with basename `base`
-/// (`base.graph`, `base-transposed.graph`, `base-labelled.labels`, ...). `tmp` holds the
-/// intermediate graphs and is left for the caller to remove.
-pub fn compress(orc_dir: &Path, base: &Path, tmp: &Path) -> Result<GraphSummary> {
-    let orc_dir = orc_dir.to_path_buf();
-    let types: Vec<NodeType> = NodeType::all().into_iter().collect();
-    let mut summary = GraphSummary::default();
-    let mut timer = Instant::now();
-    let mut step = |name: &'static str, summary: &mut GraphSummary| {
-        let secs = timer.elapsed().as_secs_f64();
-        log::info!("compression step {name} done in {secs:.2}s");
-        summary.step_seconds.push((name, secs));
-        timer = Instant::now();
-    };
+/// The state of one compression: where things are, and what earlier steps found.
+struct Compression {
+    orc_dir: PathBuf,
+    base: PathBuf,
+    tmp: PathBuf,
+    types: Vec<NodeType>,
+    nodes_dir: PathBuf,
+    num_nodes: usize,
+    labels_path: PathBuf,
+    num_labels: usize,
+    order_path: PathBuf,
+    summary: GraphSummary,
+}
 
-    // extract-nodes + node-stats
-    let nodes_dir = suffixed(base, ".nodes");
-    std::fs::create_dir_all(&nodes_dir)?;
-    let swhids = swh_graph::compress::iter_swhids::<OrcTableReader>(&orc_dir, &types)
-        .context("Could not read nodes from the ORC tables")?
-        .map(|text| {
-            let text = std::str::from_utf8(&text).expect("SWHIDs are ASCII");
-            SWHID::from_str(text).expect("the tables hold valid SWHIDs")
-        });
-    let mut pl = progress_logger!(item_name = "node", display_memory = true);
-    pl.start("Sorting SWHIDs");
-    let sorted = swh_graph::utils::sort::par_sort_swhids(swhids, pl, SORT_BUFFER)?;
-    let mut per_type = [0usize; NodeType::NUMBER_OF_TYPES];
-    {
-        let mut out = zstd_writer(&nodes_dir.join("nodes.txt.00000000.zst"))?;
-        for swhid in sorted {
-            per_type[swhid.node_type as usize] += 1;
-            out.write_all(format!("{swhid}\n").as_bytes())?;
-        }
+impl Compression {
+    fn suffixed(&self, suffix: &str) -> PathBuf {
+        suffixed(&self.base, suffix)
     }
-    let num_nodes: usize = per_type.iter().sum();
-    ensure!(num_nodes > 0, "the archive has no object");
-    let mut lines: Vec<String> = types
-        .iter()
-        .map(|t| format!("{} {}\n", t, per_type[*t as usize]))
-        .collect();
-    lines.sort();
-    write_file(&suffixed(base, ".nodes.stats.txt"), &lines.concat())?;
-    write_file(
-        &suffixed(base, ".nodes.count.txt"),
-        &format!("{num_nodes}\n"),
-    )?;
-    summary.nodes = num_nodes as u64;
-    step("extract-nodes", &mut summary);
 
-    // edge-stats
-    let stats = swh_graph::compress::stats::count_edge_types::<OrcTableReader>(&orc_dir, &types)?
+    /// extract-nodes + node-stats: every SWHID of the tables, sorted, and counts per type.
+    fn extract_nodes(&mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.nodes_dir)?;
+        // An id that is not a SWHID (a damaged or foreign table) is reported, not a panic:
+        // the first one is kept and the build fails after the pass.
+        let bad: Mutex<Option<String>> = Mutex::new(None);
+        let swhids = swh_graph::compress::iter_swhids::<OrcTableReader>(&self.orc_dir, &self.types)
+            .context("Could not read nodes from the ORC tables")?
+            .filter_map(|text| {
+                let parsed = std::str::from_utf8(&text)
+                    .ok()
+                    .and_then(|t| SWHID::from_str(t).ok());
+                if parsed.is_none() {
+                    if let Ok(mut b) = bad.lock() {
+                        b.get_or_insert_with(|| String::from_utf8_lossy(&text).into_owned());
+                    }
+                }
+                parsed
+            });
+        let mut pl = progress_logger!(item_name = "node", display_memory = true);
+        pl.start("Sorting SWHIDs");
+        let sorted = swh_graph::utils::sort::par_sort_swhids(swhids, pl, SORT_BUFFER)?;
+        if let Some(text) = bad.lock().ok().and_then(|mut b| b.take()) {
+            anyhow::bail!("the ORC tables hold an id that is not a SWHID: {text:?}");
+        }
+        let mut per_type = [0usize; NodeType::NUMBER_OF_TYPES];
+        {
+            let mut out = zstd_writer(&self.nodes_dir.join("nodes.txt.00000000.zst"))?;
+            for swhid in sorted {
+                per_type[swhid.node_type as usize] += 1;
+                out.write_all(format!("{swhid}\n").as_bytes())?;
+            }
+        }
+        let num_nodes: usize = per_type.iter().sum();
+        ensure!(num_nodes > 0, "the archive has no object");
+        let mut lines: Vec<String> = self
+            .types
+            .iter()
+            .map(|t| format!("{} {}\n", t, per_type[*t as usize]))
+            .collect();
+        lines.sort();
+        write_file(&self.suffixed(".nodes.stats.txt"), &lines.concat())?;
+        write_file(
+            &self.suffixed(".nodes.count.txt"),
+            &format!("{num_nodes}\n"),
+        )?;
+        self.num_nodes = num_nodes;
+        self.summary.nodes = num_nodes as u64;
+        Ok(())
+    }
+
+    /// edge-stats: arcs per (source type, destination type).
+    fn edge_stats(&mut self) -> Result<()> {
+        let stats = swh_graph::compress::stats::count_edge_types::<OrcTableReader>(
+            &self.orc_dir,
+            &self.types,
+        )?
         .reduce(Default::default, |mut a, b| {
             for (ra, rb) in a.iter_mut().zip(b) {
                 for (x, y) in ra.iter_mut().zip(rb) {
@@ -232,124 +256,125 @@ pub fn compress(orc_dir: &Path, base: &Path, tmp: &Path) -> Result<GraphSummary>
             }
             a
         });
-    let mut lines = Vec::new();
-    let mut num_arcs = 0;
-    for src in NodeType::all() {
-        for dst in NodeType::all() {
-            let count = stats[src as usize][dst as usize];
-            if count != 0 {
-                lines.push(format!("{src}:{dst} {count}\n"));
-                num_arcs += count;
+        let mut lines = Vec::new();
+        let mut num_arcs = 0;
+        for src in NodeType::all() {
+            for dst in NodeType::all() {
+                let count = stats[src as usize][dst as usize];
+                if count != 0 {
+                    lines.push(format!("{src}:{dst} {count}\n"));
+                    num_arcs += count;
+                }
             }
         }
+        lines.sort();
+        write_file(&self.suffixed(".edges.stats.txt"), &lines.concat())?;
+        write_file(&self.suffixed(".edges.count.txt"), &format!("{num_arcs}\n"))
     }
-    lines.sort();
-    write_file(&suffixed(base, ".edges.stats.txt"), &lines.concat())?;
-    write_file(
-        &suffixed(base, ".edges.count.txt"),
-        &format!("{num_arcs}\n"),
-    )?;
-    step("edge-stats", &mut summary);
 
-    // extract-labels + label count
-    let labels_path = suffixed(base, ".labels.csv.zst");
-    let labels = swh_graph::compress::iter_labels::<OrcTableReader>(&orc_dir, &types)?;
-    let num_labels = write_sorted_base64(labels, "label", &labels_path)?;
-    write_file(
-        &suffixed(base, ".labels.count.txt"),
-        &format!("{num_labels}\n"),
-    )?;
-    summary.label_names = num_labels as u64;
-    step("extract-labels", &mut summary);
+    /// extract-labels + label count: the distinct entry and branch names.
+    fn extract_labels(&mut self) -> Result<()> {
+        let labels =
+            swh_graph::compress::iter_labels::<OrcTableReader>(&self.orc_dir, &self.types)?;
+        self.num_labels = write_sorted_base64(labels, "label", &self.labels_path)?;
+        let n = self.num_labels;
+        write_file(&self.suffixed(".labels.count.txt"), &format!("{n}\n"))?;
+        self.summary.label_names = n as u64;
+        Ok(())
+    }
 
-    // mph
-    let mphf = swh_graph::compress::mph::build_swhids_mphf(nodes_dir.clone(), num_nodes)?;
-    {
-        let path = suffixed(base, ".fmphgo");
+    /// mph: the function from SWHID to node id before the final order.
+    fn mph(&mut self) -> Result<()> {
+        let mphf =
+            swh_graph::compress::mph::build_swhids_mphf(self.nodes_dir.clone(), self.num_nodes)?;
+        let path = self.suffixed(".fmphgo");
         let mut file = BufWriter::new(File::create(&path)?);
         mphf.0
             .write(&mut file)
             .with_context(|| format!("Could not write {}", path.display()))?;
         file.flush()?;
+        Ok(())
     }
-    step("mph", &mut summary);
 
-    // bv + ef
-    let base_graph = tmp.join("graph-base");
-    swh_graph::compress::bv::bv::<SwhidFmphgo, OrcTableReader>(
-        1,
-        base.to_path_buf(),
-        num_nodes,
-        None,
-        orc_dir.clone(),
-        &types,
-        base_graph.clone(),
-    )?;
-    graph_ef(&base_graph, num_nodes)?;
-    step("bv", &mut summary);
+    /// bv + ef: the graph in MPH order.
+    fn bv(&mut self) -> Result<()> {
+        let base_graph = self.tmp.join("graph-base");
+        swh_graph::compress::bv::bv::<SwhidFmphgo, OrcTableReader>(
+            1,
+            self.base.clone(),
+            self.num_nodes,
+            None,
+            self.orc_dir.clone(),
+            &self.types,
+            base_graph.clone(),
+        )?;
+        graph_ef(&base_graph, self.num_nodes)
+    }
 
-    // bfs-roots + bfs: origins sorted by reversed URL so that forks sit together.
-    let mph = <SwhidFmphgo as LoadableSwhidMphf>::load(base)?;
-    let mut origins: Vec<(String, String)> =
-        swh_graph::compress::iter_origins::<OrcTableReader>(&orc_dir)?.collect();
-    origins.sort_by_key(|(url, _)| {
-        url.trim_end_matches('/')
-            .split('/')
-            .rev()
-            .collect::<Vec<_>>()
-            .join("/")
-    });
-    let roots: Vec<usize> = origins
-        .iter()
-        .map(|(_, swhid)| mph.hash_str(swhid).context("origin missing from the MPH"))
-        .collect::<Result<_>>()?;
-    let order_path = suffixed(base, ".fmphgo.order");
-    {
+    /// bfs-roots + bfs: origins sorted by reversed URL so that forks sit together.
+    fn bfs(&mut self) -> Result<()> {
+        let mph = <SwhidFmphgo as LoadableSwhidMphf>::load(&self.base)?;
+        let mut origins: Vec<(String, String)> =
+            swh_graph::compress::iter_origins::<OrcTableReader>(&self.orc_dir)?.collect();
+        origins.sort_by_key(|(url, _)| {
+            url.trim_end_matches('/')
+                .split('/')
+                .rev()
+                .collect::<Vec<_>>()
+                .join("/")
+        });
+        let roots: Vec<usize> = origins
+            .iter()
+            .map(|(_, swhid)| mph.hash_str(swhid).context("origin missing from the MPH"))
+            .collect::<Result<_>>()?;
+        let base_graph = self.tmp.join("graph-base");
         let graph = load_bv!(&base_graph);
         // One thread: the parallel BFS is not deterministic, and the archives this builds are
         // small enough that it does not matter.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
         let order = pool.install(|| swh_graph::approximate_bfs::almost_bfs_order(&graph, &roots));
-        let mut file = BufWriter::new(File::create(&order_path)?);
+        let mut file = BufWriter::new(File::create(&self.order_path)?);
         order.dump(&mut file)?;
         file.flush()?;
+        Ok(())
     }
-    step("bfs", &mut summary);
 
-    // permute + ef
-    {
+    /// permute + ef: the graph in BFS order.
+    fn permute(&mut self) -> Result<()> {
+        let base_graph = self.tmp.join("graph-base");
         let graph = load_bv!(&base_graph);
-        let order = MappedPermutation::load(num_nodes, &order_path)?;
+        let order = MappedPermutation::load(self.num_nodes, &self.order_path)?;
         swh_graph::compress::transform::transform(
             1,
             graph,
+            // SAFETY: the permutation has one entry per node of the graph it permutes.
             |src, dst| unsafe { [(order.get_unchecked(src), order.get_unchecked(dst))] },
-            base.to_path_buf(),
+            self.base.clone(),
         )?;
-        graph_ef(base, num_nodes)?;
+        graph_ef(&self.base, self.num_nodes)
     }
-    step("permute", &mut summary);
 
-    // transpose + ef
-    let transposed = suffixed(base, "-transposed");
-    {
-        let graph = load_bv!(base);
+    /// transpose + ef.
+    fn transpose(&mut self) -> Result<()> {
+        let transposed = self.suffixed("-transposed");
+        let graph = load_bv!(&self.base);
         swh_graph::compress::transform::transform(
             1,
             graph,
             |src, dst| [(dst, src)],
             transposed.clone(),
         )?;
-        graph_ef(&transposed, num_nodes)?;
+        graph_ef(&transposed, self.num_nodes)
     }
-    step("transpose", &mut summary);
 
-    // maps
-    {
-        let order = MappedPermutation::load(num_nodes, &order_path)?;
-        let swhids = swh_graph::compress::maps::ordered_swhids(&nodes_dir, order, mph, num_nodes)?;
-        let mut node2swhid = Node2SWHID::new(suffixed(base, ".node2swhid.bin"), num_nodes)?;
-        let mut node2type = Node2Type::new(suffixed(base, ".node2type.bin"), num_nodes)?;
+    /// maps: node2swhid and node2type in the final order.
+    fn maps(&mut self) -> Result<()> {
+        let n = self.num_nodes;
+        let order = MappedPermutation::load(n, &self.order_path)?;
+        let mph = <SwhidFmphgo as LoadableSwhidMphf>::load(&self.base)?;
+        let swhids = swh_graph::compress::maps::ordered_swhids(&self.nodes_dir, order, mph, n)?;
+        let mut node2swhid = Node2SWHID::new(self.suffixed(".node2swhid.bin"), n)?;
+        let mut node2type = Node2Type::new(self.suffixed(".node2type.bin"), n)?;
         for (node, swhid) in swhids.iter().enumerate() {
             // SAFETY: both maps were created with num_nodes entries.
             unsafe {
@@ -357,37 +382,38 @@ pub fn compress(orc_dir: &Path, base: &Path, tmp: &Path) -> Result<GraphSummary>
                 node2type.set_unchecked(node, swhid.node_type);
             }
         }
+        Ok(())
     }
-    step("maps", &mut summary);
 
-    // extract-persons + persons count + persons mph
-    let persons_path = suffixed(base, ".persons.csv.zst");
-    let persons = swh_graph::compress::iter_persons::<OrcTableReader>(&orc_dir, &types)?;
-    let num_persons = write_sorted_base64(persons, "person", &persons_path)?;
-    write_file(
-        &suffixed(base, ".persons.count.txt"),
-        &format!("{num_persons}\n"),
-    )?;
-    summary.persons = num_persons as u64;
-    {
-        let mphf = swh_graph::compress::persons::build_mphf(persons_path.clone(), num_persons)?;
-        let mut file = BufWriter::new(File::create(suffixed(base, ".persons.fmphgo"))?);
+    /// extract-persons + persons count + persons mph.
+    fn persons(&mut self) -> Result<()> {
+        let persons_path = self.suffixed(".persons.csv.zst");
+        let persons =
+            swh_graph::compress::iter_persons::<OrcTableReader>(&self.orc_dir, &self.types)?;
+        let num_persons = write_sorted_base64(persons, "person", &persons_path)?;
+        write_file(
+            &self.suffixed(".persons.count.txt"),
+            &format!("{num_persons}\n"),
+        )?;
+        self.summary.persons = num_persons as u64;
+        let mphf = swh_graph::compress::persons::build_mphf(persons_path, num_persons)?;
+        let mut file = BufWriter::new(File::create(self.suffixed(".persons.fmphgo"))?);
         mphf.0.write(&mut file)?;
         file.flush()?;
+        Ok(())
     }
-    step("persons", &mut summary);
 
-    // node-properties
-    {
-        let person_mph = DynPersonMphf::load(suffixed(base, ".persons"))?;
+    /// node-properties: timestamps, lengths, persons, messages, tag names.
+    fn node_properties(&mut self) -> Result<()> {
+        let person_mph = DynPersonMphf::load(self.suffixed(".persons"))?;
         let writer = swh_graph::compress::properties::PropertyWriter {
-            swhid_mph: <SwhidFmphgo as LoadableSwhidMphf>::load(base)?,
+            swhid_mph: <SwhidFmphgo as LoadableSwhidMphf>::load(&self.base)?,
             person_mph: Some(swh_graph::compress::persons::PersonHasher::new(&person_mph)),
-            order: MappedPermutation::load_unchecked(&order_path)?,
-            num_nodes,
-            dataset_dir: orc_dir.clone(),
-            allowed_node_types: types.clone(),
-            target: base.to_path_buf(),
+            order: MappedPermutation::load_unchecked(&self.order_path)?,
+            num_nodes: self.num_nodes,
+            dataset_dir: self.orc_dir.clone(),
+            allowed_node_types: self.types.clone(),
+            target: self.base.clone(),
             _marker: PhantomData::<Mutex<OrcTableReader>>,
         };
         writer.write_author_timestamps()?;
@@ -398,86 +424,95 @@ pub fn compress(orc_dir: &Path, base: &Path, tmp: &Path) -> Result<GraphSummary>
         writer.write_committer_ids()?;
         writer.write_messages()?;
         writer.write_tag_names()?;
+        Ok(())
     }
-    step("node-properties", &mut summary);
 
-    // label names: the function from name to id, and the front-coded list from id to name.
-    let label_fn_path = suffixed(base, ".labels.vfunc");
-    {
+    /// label names: the function from name to id, and the front-coded list from id to name.
+    fn label_names(&mut self) -> Result<()> {
         use epserde::ser::Serialize;
-        let mphf = swh_graph::compress::label_names::build_mphf(labels_path.clone(), num_labels)?;
-        let mut file = BufWriter::new(File::create(&label_fn_path)?);
+        let mphf = swh_graph::compress::label_names::build_mphf(
+            self.labels_path.clone(),
+            self.num_labels,
+        )?;
+        let mut file = BufWriter::new(File::create(self.suffixed(".labels.vfunc"))?);
         // SAFETY: serialising plain data of our own process; nothing secret can leak.
         unsafe { mphf.serialize(&mut file) }.context("Could not write the label function")?;
         file.flush()?;
         let mut fcl = swh_graph::front_coded_list::FrontCodedListBuilder::new(
-            NonZeroUsize::new(4).expect("non-zero"),
+            NonZeroUsize::MIN.saturating_add(3),
         );
-        let reader = BufReader::new(zstd::stream::read::Decoder::new(File::open(&labels_path)?)?);
+        let reader = BufReader::new(zstd::stream::read::Decoder::new(File::open(
+            &self.labels_path,
+        )?)?);
         for line in reader.lines() {
             fcl.push(line?.into_bytes())
                 .map_err(|e| anyhow::anyhow!("Could not add a label to the list: {e:?}"))?;
         }
-        fcl.dump(suffixed(base, ".labels.fcl"))?;
+        fcl.dump(self.suffixed(".labels.fcl"))?;
+        Ok(())
     }
-    step("label-names", &mut summary);
 
-    // edge-labels, both directions, with their properties and ef
-    let hasher = swh_graph::compress::label_names::LabelNameHasher::mmap(&label_fn_path)?;
-    for (target, transposed) in [
-        (base.to_path_buf(), false),
-        (suffixed(base, "-transposed"), true),
-    ] {
-        let width = swh_graph::compress::bv::edge_labels::<SwhidFmphgo, OrcTableReader>(
-            1,
-            base.to_path_buf(),
-            MappedPermutation::load_unchecked(&order_path)?,
-            &hasher,
-            num_nodes,
-            orc_dir.clone(),
-            &types,
-            transposed,
-            &target,
+    /// edge-labels, both directions, with their properties and ef.
+    fn edge_labels(&mut self) -> Result<()> {
+        let hasher = swh_graph::compress::label_names::LabelNameHasher::mmap(
+            self.suffixed(".labels.vfunc"),
         )?;
-        let name = target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .context("graph basename is not UTF-8")?
-            .to_string();
-        write_properties(
-            &suffixed(&target, "-labelled.properties"),
-            &[
-                (
-                    "graphclass",
-                    "it.unimi.dsi.big.webgraph.labelling.BitStreamArcLabelledImmutableGraph".into(),
-                ),
-                (
-                    "labelspec",
-                    format!("org.softwareheritage.graph.labels.SwhLabel(DirEntry,{width})"),
-                ),
-                ("underlyinggraph", name),
-            ],
-        )?;
-        let labelled = suffixed(&target, "-labelled");
-        store_ef(
-            num_nodes,
-            &suffixed(&labelled, ".labels"),
-            &suffixed(&labelled, ".labeloffsets"),
-            &suffixed(&labelled, ".ef"),
-        )?;
+        for (target, transposed) in [
+            (self.base.clone(), false),
+            (self.suffixed("-transposed"), true),
+        ] {
+            let width = swh_graph::compress::bv::edge_labels::<SwhidFmphgo, OrcTableReader>(
+                1,
+                self.base.clone(),
+                MappedPermutation::load_unchecked(&self.order_path)?,
+                &hasher,
+                self.num_nodes,
+                self.orc_dir.clone(),
+                &self.types,
+                transposed,
+                &target,
+            )?;
+            let name = target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("graph basename is not UTF-8")?
+                .to_string();
+            write_properties(
+                &suffixed(&target, "-labelled.properties"),
+                &[
+                    (
+                        "graphclass",
+                        "it.unimi.dsi.big.webgraph.labelling.BitStreamArcLabelledImmutableGraph"
+                            .into(),
+                    ),
+                    (
+                        "labelspec",
+                        format!("org.softwareheritage.graph.labels.SwhLabel(DirEntry,{width})"),
+                    ),
+                    ("underlyinggraph", name),
+                ],
+            )?;
+            let labelled = suffixed(&target, "-labelled");
+            store_ef(
+                self.num_nodes,
+                &suffixed(&labelled, ".labels"),
+                &suffixed(&labelled, ".labeloffsets"),
+                &suffixed(&labelled, ".ef"),
+            )?;
+        }
+        Ok(())
     }
-    step("edge-labels", &mut summary);
 
-    // stats
-    {
+    /// stats: degrees, as SWH's `.stats` file.
+    fn stats(&mut self) -> Result<()> {
         use swh_graph::graph::SwhGraph;
         use swh_graph::views::Transposed;
-        let graph = swh_graph::graph::SwhBidirectionalGraph::new(base)?;
+        let graph = swh_graph::graph::SwhBidirectionalGraph::new(&self.base)?;
         let out = swh_graph::stats::outdegree(&graph);
         let inn = swh_graph::stats::outdegree(&Transposed(&graph));
-        summary.arcs = graph.num_arcs();
+        self.summary.arcs = graph.num_arcs();
         write_properties(
-            &suffixed(base, ".stats"),
+            &self.suffixed(".stats"),
             &[
                 ("nodes", graph.num_nodes().to_string()),
                 ("arcs", graph.num_arcs().to_string()),
@@ -489,12 +524,56 @@ pub fn compress(orc_dir: &Path, base: &Path, tmp: &Path) -> Result<GraphSummary>
                 ("maxoutdegree", out.max.to_string()),
                 ("avgoutdegree", out.avg.to_string()),
             ],
-        )?;
+        )
     }
-    step("stats", &mut summary);
+}
 
+/// One step of the compression, by name.
+type StepFn = fn(&mut Compression) -> Result<()>;
+
+/// The steps, in the order of swh-graph's `webgraph.py` (LLP left out).
+const STEPS: [(&str, StepFn); 14] = [
+    ("extract-nodes", Compression::extract_nodes),
+    ("edge-stats", Compression::edge_stats),
+    ("extract-labels", Compression::extract_labels),
+    ("mph", Compression::mph),
+    ("bv", Compression::bv),
+    ("bfs", Compression::bfs),
+    ("permute", Compression::permute),
+    ("transpose", Compression::transpose),
+    ("maps", Compression::maps),
+    ("persons", Compression::persons),
+    ("node-properties", Compression::node_properties),
+    ("label-names", Compression::label_names),
+    ("edge-labels", Compression::edge_labels),
+    ("stats", Compression::stats),
+];
+
+/// Compresses the ORC tables under `orc_dir` into a graph with basename `base`
+/// (`base.graph`, `base-transposed.graph`, `base-labelled.labels`, ...). `tmp` holds the
+/// intermediate graphs and is left for the caller to remove.
+pub fn compress(orc_dir: &Path, base: &Path, tmp: &Path) -> Result<GraphSummary> {
+    let mut c = Compression {
+        orc_dir: orc_dir.to_path_buf(),
+        base: base.to_path_buf(),
+        tmp: tmp.to_path_buf(),
+        types: NodeType::all().into_iter().collect(),
+        nodes_dir: suffixed(base, ".nodes"),
+        num_nodes: 0,
+        labels_path: suffixed(base, ".labels.csv.zst"),
+        num_labels: 0,
+        order_path: suffixed(base, ".fmphgo.order"),
+        summary: GraphSummary::default(),
+    };
+    for (name, step) in STEPS {
+        let timer = Instant::now();
+        step(&mut c)?;
+        let secs = timer.elapsed().as_secs_f64();
+        log::info!("compression step {name} done in {secs:.2}s");
+        c.summary.step_seconds.push((name, secs));
+    }
     let dir = base.parent().context("graph basename has a folder")?;
     normalize_properties(dir)?;
     pad_empty_properties(dir)?;
-    Ok(summary)
+    Ok(c.summary)
 }

@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::gitwrite::{file, Files, Node, RepoWriter};
 use super::{build_into, ArchiveError, BuildOptions, Manifest, RepoSpec, Staging};
-use crate::hashes::{git_object_id, hex};
+use crate::model::hashes::{git_object_id, hex};
 
 /// Seed of the demo's random file contents.
 pub const SEED: u64 = 20_261_121;
@@ -656,13 +656,24 @@ pub struct DemoOutcome {
 
 /// Builds the demo archive into `out`, or does nothing when `out` already holds this demo.
 pub fn build_demo(out: &Path) -> Result<DemoOutcome, ArchiveError> {
-    if let Some(manifest) = Manifest::read(out) {
-        if manifest.note == stamp() && manifest.format_version == super::FORMAT_VERSION {
+    match super::existing_archive(out)? {
+        Some(manifest)
+            if manifest.note == stamp() && manifest.format_version == super::FORMAT_VERSION =>
+        {
             return Ok(DemoOutcome {
                 manifest,
                 built: false,
             });
         }
+        Some(_) => {
+            return Err(ArchiveError::Output {
+                path: out.to_owned(),
+                reason: "it holds another archive than this version's demo; choose a new or \
+                         empty folder"
+                    .into(),
+            })
+        }
+        None => {}
     }
     let staging = Staging::new(out)?;
     let root = staging.path().to_owned();
@@ -681,12 +692,10 @@ pub fn build_demo(out: &Path) -> Result<DemoOutcome, ArchiveError> {
             v.path = PathBuf::from(rel);
         }
     }
-    let path = root.join(super::MANIFEST);
-    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     write_metadata(&root.join("metadata"), &demo.rows)?;
     let config = root.join(CONFIG);
     std::fs::write(&config, DEMO_CONFIG).map_err(|e| ArchiveError::io(&config, e))?;
-    std::fs::write(&path, text + "\n").map_err(|e| ArchiveError::io(&path, e))?;
+    super::write_manifest(&root, &manifest)?;
     staging.commit()?;
     Ok(DemoOutcome {
         manifest,

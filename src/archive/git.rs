@@ -11,7 +11,7 @@ use std::path::Path;
 use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
-use crate::hashes::{BranchTarget, Sha1Id};
+use crate::model::hashes::{BranchTarget, Sha1Id};
 
 use super::ArchiveError;
 
@@ -134,8 +134,13 @@ pub fn keeps_ref(name: &[u8]) -> bool {
     true
 }
 
+/// The 20 bytes of a SHA-1 object id ([`GitRepo::open`] refuses repositories of another hash).
 fn sha1(id: &gix::oid) -> Sha1Id {
-    id.as_bytes().try_into().expect("repositories use SHA-1")
+    let mut out = [0u8; 20];
+    let bytes = id.as_bytes();
+    let n = bytes.len().min(20);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
 }
 
 fn swh_type(kind: gix::object::Kind) -> &'static str {
@@ -237,6 +242,15 @@ impl GitRepo {
                 reason: e.to_string(),
             }
         })?;
+        if repo.object_hash() != gix::hash::Kind::Sha1 {
+            return Err(ArchiveError::NotARepository {
+                path: path.to_owned(),
+                reason: format!(
+                    "it uses {:?} object ids; Software Heritage archives SHA-1 repositories only",
+                    repo.object_hash()
+                ),
+            });
+        }
         Ok(Self { repo })
     }
 
@@ -266,6 +280,12 @@ impl GitRepo {
             }
         }
         count
+    }
+
+    /// The snapshot branches of the repository as SWH's loader records them, reading only its
+    /// refs (cheap: what tells whether an archive of it is still up to date).
+    pub fn snapshot_branches(&self) -> Result<Vec<(Vec<u8>, BranchTarget)>, ArchiveError> {
+        self.branches(&mut Vec::new())
     }
 
     /// The snapshot branches of the repository as SWH's loader records them.
@@ -356,7 +376,7 @@ impl GitRepo {
                 BranchTarget::Content(id) => (id, "content"),
             };
             stack.push(Pending::Object {
-                id: ObjectId::from_bytes_or_panic(id),
+                id: ObjectId::Sha1(*id),
                 expected: Some(expected),
                 referenced_by: String::from_utf8_lossy(name).into_owned(),
             });
@@ -397,113 +417,155 @@ impl GitRepo {
             };
             new_objects += 1;
             progress();
-            let corrupt = |e: &dyn std::fmt::Display| ArchiveError::Git {
-                path: self.repo.path().to_owned(),
-                reason: format!("cannot parse object {id}: {e}"),
-            };
-            let here = sha1(&id);
-            match object.kind {
-                gix::object::Kind::Blob => sink.content(here, &object.data)?,
-                gix::object::Kind::Tree => {
-                    let tree = gix::objs::TreeRef::from_bytes(&object.data, gix::hash::Kind::Sha1)
-                        .map_err(|e| corrupt(&e))?;
-                    let mut entries = Vec::with_capacity(tree.entries.len());
-                    for e in &tree.entries {
-                        let perms = e.mode.value() as u32;
-                        let kind = if e.mode.is_tree() {
-                            "dir"
-                        } else if e.mode.is_commit() {
-                            "rev"
-                        } else {
-                            "file"
-                        };
-                        entries.push(DirEntry {
-                            name: e.filename.to_vec(),
-                            kind,
-                            target: sha1(e.oid),
-                            perms,
-                        });
-                    }
-                    sink.directory(here, &entries)?;
-                    // Gitlinks point into another repository: SWH keeps the arc, not the commit.
-                    for e in tree.entries.iter().rev().filter(|e| !e.mode.is_commit()) {
-                        stack.push(Pending::Object {
-                            id: e.oid.to_owned(),
-                            expected: Some(if e.mode.is_tree() {
-                                "directory"
-                            } else {
-                                "content"
-                            }),
-                            referenced_by: format!("tree {id}"),
-                        });
-                    }
-                }
-                gix::object::Kind::Commit => {
-                    let c = gix::objs::CommitRef::from_bytes(&object.data, gix::hash::Kind::Sha1)
-                        .map_err(|e| corrupt(&e))?;
-                    let parents: Vec<ObjectId> = c.parents().collect();
-                    let mut extra_headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-                    if let Some(enc) = c.encoding {
-                        extra_headers.push((b"encoding".to_vec(), enc.to_vec()));
-                    }
-                    extra_headers.extend(
-                        c.extra_headers
-                            .iter()
-                            .map(|(k, v)| (k.to_vec(), v.as_ref().to_vec())),
-                    );
-                    let rev = Revision {
-                        id: here,
-                        directory: sha1(&c.tree()),
-                        parents: parents.iter().map(|p| sha1(p)).collect(),
-                        author: parse_signature(c.author),
-                        committer: parse_signature(c.committer),
-                        message: c.message.to_vec(),
-                        extra_headers,
-                    };
-                    sink.revision(&rev)?;
-                    for p in parents.iter().rev() {
-                        stack.push(Pending::Object {
-                            id: *p,
-                            expected: Some("revision"),
-                            referenced_by: format!("commit {id}"),
-                        });
-                    }
-                    stack.push(Pending::Object {
-                        id: c.tree(),
-                        expected: Some("directory"),
-                        referenced_by: format!("commit {id}"),
-                    });
-                }
-                gix::object::Kind::Tag => {
-                    let t = gix::objs::TagRef::from_bytes(&object.data, gix::hash::Kind::Sha1)
-                        .map_err(|e| corrupt(&e))?;
-                    let target = ObjectId::from_hex(t.target).map_err(|e| corrupt(&e))?;
-                    let mut message = t.message.to_vec();
-                    if let Some(sig) = t.signature {
-                        message.extend_from_slice(sig);
-                    }
-                    let rel = Release {
-                        id: here,
-                        name: t.name.to_vec(),
-                        message,
-                        target: sha1(&target),
-                        target_type: swh_type(t.target_kind),
-                        author: t.tagger.map(|raw| parse_signature(raw)),
-                    };
-                    sink.release(&rel)?;
-                    stack.push(Pending::Object {
-                        id: target,
-                        expected: Some(swh_type(t.target_kind)),
-                        referenced_by: format!("tag {id}"),
-                    });
-                }
-            }
+            self.emit(id, object.kind, &object.data, sink, &mut stack)?;
         }
         Ok(Visit {
             branches,
             missing,
             new_objects,
         })
+    }
+}
+
+impl GitRepo {
+    fn corrupt(&self, id: ObjectId, e: &dyn std::fmt::Display) -> ArchiveError {
+        ArchiveError::Git {
+            path: self.repo.path().to_owned(),
+            reason: format!("cannot parse object {id}: {e}"),
+        }
+    }
+
+    /// Hands one object read from the repository to `sink` and pushes what it references.
+    fn emit(
+        &self,
+        id: ObjectId,
+        kind: gix::object::Kind,
+        data: &[u8],
+        sink: &mut dyn ObjectSink,
+        stack: &mut Vec<Pending>,
+    ) -> Result<(), ArchiveError> {
+        match kind {
+            gix::object::Kind::Blob => sink.content(sha1(&id), data),
+            gix::object::Kind::Tree => self.emit_tree(id, data, sink, stack),
+            gix::object::Kind::Commit => self.emit_commit(id, data, sink, stack),
+            gix::object::Kind::Tag => self.emit_tag(id, data, sink, stack),
+        }
+    }
+
+    fn emit_tree(
+        &self,
+        id: ObjectId,
+        data: &[u8],
+        sink: &mut dyn ObjectSink,
+        stack: &mut Vec<Pending>,
+    ) -> Result<(), ArchiveError> {
+        let tree = gix::objs::TreeRef::from_bytes(data, gix::hash::Kind::Sha1)
+            .map_err(|e| self.corrupt(id, &e))?;
+        let mut entries = Vec::with_capacity(tree.entries.len());
+        for e in &tree.entries {
+            let kind = if e.mode.is_tree() {
+                "dir"
+            } else if e.mode.is_commit() {
+                "rev"
+            } else {
+                "file"
+            };
+            entries.push(DirEntry {
+                name: e.filename.to_vec(),
+                kind,
+                target: sha1(e.oid),
+                perms: e.mode.value() as u32,
+            });
+        }
+        sink.directory(sha1(&id), &entries)?;
+        // Gitlinks point into another repository: SWH keeps the arc, not the commit.
+        for e in tree.entries.iter().rev().filter(|e| !e.mode.is_commit()) {
+            stack.push(Pending::Object {
+                id: e.oid.to_owned(),
+                expected: Some(if e.mode.is_tree() {
+                    "directory"
+                } else {
+                    "content"
+                }),
+                referenced_by: format!("tree {id}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn emit_commit(
+        &self,
+        id: ObjectId,
+        data: &[u8],
+        sink: &mut dyn ObjectSink,
+        stack: &mut Vec<Pending>,
+    ) -> Result<(), ArchiveError> {
+        let c = gix::objs::CommitRef::from_bytes(data, gix::hash::Kind::Sha1)
+            .map_err(|e| self.corrupt(id, &e))?;
+        let parents: Vec<ObjectId> = c.parents().collect();
+        let mut extra_headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if let Some(enc) = c.encoding {
+            extra_headers.push((b"encoding".to_vec(), enc.to_vec()));
+        }
+        extra_headers.extend(
+            c.extra_headers
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.as_ref().to_vec())),
+        );
+        let rev = Revision {
+            id: sha1(&id),
+            directory: sha1(&c.tree()),
+            parents: parents.iter().map(|p| sha1(p)).collect(),
+            author: parse_signature(c.author),
+            committer: parse_signature(c.committer),
+            message: c.message.to_vec(),
+            extra_headers,
+        };
+        sink.revision(&rev)?;
+        for p in parents.iter().rev() {
+            stack.push(Pending::Object {
+                id: *p,
+                expected: Some("revision"),
+                referenced_by: format!("commit {id}"),
+            });
+        }
+        stack.push(Pending::Object {
+            id: c.tree(),
+            expected: Some("directory"),
+            referenced_by: format!("commit {id}"),
+        });
+        Ok(())
+    }
+
+    fn emit_tag(
+        &self,
+        id: ObjectId,
+        data: &[u8],
+        sink: &mut dyn ObjectSink,
+        stack: &mut Vec<Pending>,
+    ) -> Result<(), ArchiveError> {
+        let t = gix::objs::TagRef::from_bytes(data, gix::hash::Kind::Sha1)
+            .map_err(|e| self.corrupt(id, &e))?;
+        let target = ObjectId::from_hex(t.target).map_err(|e| self.corrupt(id, &e))?;
+        let mut message = t.message.to_vec();
+        if let Some(sig) = t.signature {
+            message.extend_from_slice(sig);
+        }
+        let rel = Release {
+            id: sha1(&id),
+            name: t.name.to_vec(),
+            message,
+            target: sha1(&target),
+            target_type: swh_type(t.target_kind),
+            author: t.tagger.map(|raw| parse_signature(raw)),
+        };
+        sink.release(&rel)?;
+        stack.push(Pending::Object {
+            id: target,
+            expected: Some(swh_type(t.target_kind)),
+            referenced_by: format!("tag {id}"),
+        });
+        Ok(())
     }
 }
 

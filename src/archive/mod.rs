@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use dsi_progress_logger::{progress_logger, ProgressLog};
 
-use crate::hashes::{hex, origin_id, snapshot_id, BranchTarget};
+use crate::model::hashes::{hex, origin_id, snapshot_id, BranchTarget};
 pub use spec::RepoSpec;
 
 /// Name of the manifest file at the top of an archive folder.
@@ -143,6 +143,55 @@ pub struct VisitRecord {
     pub missing: Vec<String>,
 }
 
+impl VisitRecord {
+    /// The record of `visit`, the `visit_no`-th of `url`, read from `spec`; logs what is
+    /// missing from the repository.
+    fn of(
+        url: &str,
+        spec: &RepoSpec,
+        visit_no: u32,
+        time: i64,
+        snapshot: String,
+        visit: &git::Visit,
+    ) -> Self {
+        for m in &visit.missing {
+            log::warn!(
+                "{}: {} {} is missing (referenced by {}); recorded, not archived",
+                spec.path.display(),
+                m.expected,
+                hex(&m.id),
+                m.referenced_by
+            );
+        }
+        let status = if visit.missing.is_empty() {
+            "full"
+        } else {
+            "partial"
+        };
+        VisitRecord {
+            url: url.to_string(),
+            path: spec.path.clone(),
+            visit: visit_no,
+            time,
+            snapshot,
+            branches: visit.branches.len(),
+            status: status.to_string(),
+            missing: visit
+                .missing
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {} (referenced by {})",
+                        hex(&m.id),
+                        m.expected,
+                        m.referenced_by
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The manifest of an archive folder.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
@@ -166,6 +215,53 @@ pub struct Manifest {
     pub skipped_blobs: u64,
     /// Free-form provenance, e.g. the demo's seed.
     pub note: String,
+    /// What the archive was built from (absent in archives of older builders).
+    #[serde(default)]
+    pub inputs: Option<BuildInputs>,
+}
+
+/// What identifies a build's input: the visits (URL, repository path made absolute, time)
+/// and the options.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BuildInputs {
+    /// `(url, path, visit time)` per `--repo`, in the order given.
+    pub repos: Vec<(String, PathBuf, Option<i64>)>,
+    /// `--max-content-size`.
+    pub max_content_size: u64,
+    /// `--rows-per-file`.
+    pub rows_per_file: u64,
+}
+
+impl BuildInputs {
+    /// The inputs of `opts`, with repository paths made canonical.
+    pub fn of(opts: &BuildOptions) -> Result<Self, ArchiveError> {
+        let repos = opts
+            .repos
+            .iter()
+            .map(|r| {
+                let path =
+                    std::fs::canonicalize(&r.path).map_err(|e| ArchiveError::NotARepository {
+                        path: r.path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                Ok((r.url.clone(), path, r.visit_time))
+            })
+            .collect::<Result<_, ArchiveError>>()?;
+        Ok(Self {
+            repos,
+            max_content_size: opts.max_content_size,
+            rows_per_file: opts.rows_per_file,
+        })
+    }
+}
+
+/// What a build did.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The archive's manifest.
+    pub manifest: Manifest,
+    /// False when the folder already held this archive, up to date.
+    pub built: bool,
 }
 
 impl Manifest {
@@ -202,7 +298,83 @@ impl ArchiveDir {
     }
 }
 
-/// A temporary folder beside the final one, renamed into place by [`Staging::commit`] and
+/// `path` made absolute with every existing part resolved (symbolic links, `..`), so that
+/// two spellings of one folder compare equal even when its last parts do not exist yet.
+fn resolved_path(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_owned());
+                existing = parent.to_owned();
+            }
+            _ => break,
+        }
+    }
+    let mut out = std::fs::canonicalize(&existing).unwrap_or(existing);
+    for part in rest.iter().rev() {
+        out.push(part);
+    }
+    out
+}
+
+/// Refuses an `--out` that is, contains or lies inside one of the repositories read.
+pub fn check_out_apart(out: &Path, repos: &[PathBuf]) -> Result<(), ArchiveError> {
+    let o = resolved_path(out);
+    for repo in repos {
+        let r = resolved_path(repo);
+        let how = if o == r {
+            "is"
+        } else if o.starts_with(&r) {
+            "lies inside"
+        } else if r.starts_with(&o) {
+            "contains"
+        } else {
+            continue;
+        };
+        return Err(ArchiveError::Output {
+            path: out.to_owned(),
+            reason: format!(
+                "it {how} the repository {}, which the build reads",
+                repo.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What `--out` holds before a build: nothing (absent or empty), or a finished archive.
+/// Anything else is refused: a build never deletes or replaces what it did not make.
+pub fn existing_archive(out: &Path) -> Result<Option<Manifest>, ArchiveError> {
+    let refuse = |reason: &str| ArchiveError::Output {
+        path: out.to_owned(),
+        reason: reason.to_string(),
+    };
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(refuse(&e.to_string())),
+        Ok(m) if !m.is_dir() => Err(refuse("it exists and is not a folder")),
+        Ok(_) => {
+            let empty = std::fs::read_dir(out)
+                .map_err(|e| refuse(&e.to_string()))?
+                .next()
+                .is_none();
+            if empty {
+                return Ok(None);
+            }
+            Manifest::read(out).map(Some).ok_or_else(|| {
+                refuse(
+                    "it is not empty and holds no finished archive (no archive.json); choose a \
+                     new or empty folder",
+                )
+            })
+        }
+    }
+}
+
+/// A temporary folder beside the final one, moved into place by [`Staging::commit`] and
 /// removed if dropped before.
 pub struct Staging {
     tmp: PathBuf,
@@ -246,20 +418,48 @@ impl Staging {
         &self.tmp
     }
 
-    /// Moves the temporary folder to the final path, replacing what was there.
+    /// Moves what was built into place. A new or empty `out` is replaced whole. Into an
+    /// existing archive (checked by the caller to be one of the same inputs), each entry the
+    /// build made replaces its namesake and nothing else in the folder is touched; the
+    /// manifest goes last, so that a folder with a manifest is always complete.
     pub fn commit(mut self) -> Result<(), ArchiveError> {
         let bad = |reason: String| ArchiveError::Output {
             path: self.out.clone(),
             reason,
         };
-        if self.out.exists() {
-            let old = self.tmp.with_extension("old");
-            std::fs::rename(&self.out, &old).map_err(|e| bad(e.to_string()))?;
+        if !self.out.exists() {
             std::fs::rename(&self.tmp, &self.out).map_err(|e| bad(e.to_string()))?;
-            let _ = std::fs::remove_dir_all(&old);
-        } else {
-            std::fs::rename(&self.tmp, &self.out).map_err(|e| bad(e.to_string()))?;
+            self.committed = true;
+            return Ok(());
         }
+        let manifest = self.out.join(MANIFEST);
+        if manifest.exists() {
+            std::fs::remove_file(&manifest).map_err(|e| bad(e.to_string()))?;
+        }
+        let trash = self.tmp.with_file_name(format!(
+            "{}.old",
+            self.tmp.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        std::fs::create_dir_all(&trash).map_err(|e| bad(e.to_string()))?;
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&self.tmp)
+            .map_err(|e| bad(e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .filter(|n| n.as_os_str() != MANIFEST)
+            .collect();
+        names.sort();
+        names.push(MANIFEST.into());
+        for name in names {
+            let (from, to) = (self.tmp.join(&name), self.out.join(&name));
+            if !from.exists() {
+                continue;
+            }
+            if to.exists() {
+                std::fs::rename(&to, trash.join(&name)).map_err(|e| bad(e.to_string()))?;
+            }
+            std::fs::rename(&from, &to).map_err(|e| bad(e.to_string()))?;
+        }
+        let _ = std::fs::remove_dir_all(&trash);
+        let _ = std::fs::remove_dir_all(&self.tmp);
         self.committed = true;
         Ok(())
     }
@@ -273,17 +473,135 @@ impl Drop for Staging {
     }
 }
 
-/// Builds an archive from `opts` into the folder `out` (replacing it), atomically.
-pub fn build(out: &Path, opts: &BuildOptions, note: &str) -> Result<Manifest, ArchiveError> {
+/// Whether every repository of `inputs` still has the snapshot `manifest` recorded for it.
+fn up_to_date(manifest: &Manifest, inputs: &BuildInputs) -> bool {
+    inputs.repos.iter().all(|(url, path, _)| {
+        let now = git::GitRepo::open(path)
+            .and_then(|r| r.snapshot_branches())
+            .ok()
+            .and_then(|b| snapshot_id(&b).ok())
+            .map(|id| hex(&id));
+        manifest
+            .visits
+            .iter()
+            .any(|v| &v.url == url && Some(&v.snapshot) == now.as_ref())
+    })
+}
+
+/// Builds an archive from `opts` into the folder `out`, atomically.
+///
+/// `out` must be new, empty, or an archive built from the same inputs: then it is left as
+/// is when every repository still has the recorded snapshot, and updated otherwise (only
+/// the entries a build makes are replaced). Anything else is refused, as is an `out` that
+/// is, contains or lies inside a repository.
+pub fn build(out: &Path, opts: &BuildOptions, note: &str) -> Result<BuildOutcome, ArchiveError> {
     // Open every repository before writing anything, so that a bad path fails fast.
     for spec in &opts.repos {
         git::GitRepo::open(&spec.path)?;
     }
+    let paths: Vec<PathBuf> = opts.repos.iter().map(|r| r.path.clone()).collect();
+    check_out_apart(out, &paths)?;
+    let inputs = BuildInputs::of(opts)?;
+    if let Some(existing) = existing_archive(out)? {
+        if existing.inputs.as_ref() != Some(&inputs) {
+            return Err(ArchiveError::Output {
+                path: out.to_owned(),
+                reason: "it holds an archive built from other repositories or options; \
+                         choose a new or empty folder"
+                    .into(),
+            });
+        }
+        if up_to_date(&existing, &inputs) {
+            return Ok(BuildOutcome {
+                manifest: existing,
+                built: false,
+            });
+        }
+    }
     tables::check_orc_writer()?;
     let staging = Staging::new(out)?;
-    let manifest = build_into(staging.path(), opts, note)?;
+    let mut manifest = build_into(staging.path(), opts, note)?;
+    manifest.inputs = Some(inputs);
+    write_manifest(staging.path(), &manifest)?;
     staging.commit()?;
-    Ok(manifest)
+    Ok(BuildOutcome {
+        manifest,
+        built: true,
+    })
+}
+
+/// Writes `manifest` as `dir/archive.json`.
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), ArchiveError> {
+    let path = dir.join(MANIFEST);
+    let text = serde_json::to_string_pretty(manifest)
+        .map_err(|e| ArchiveError::Other(format!("manifest: {e}")))?;
+    std::fs::write(&path, text + "\n").map_err(|e| ArchiveError::io(&path, e))
+}
+
+/// Writes a visit and its status into the export tables.
+fn write_visit(
+    t: &mut tables::Tables,
+    url: &str,
+    visit_no: u32,
+    time: i64,
+    status: &str,
+    snp_hex: &str,
+) -> Result<(), ArchiveError> {
+    let ns = Some(time * 1_000_000_000);
+    t.table("origin_visit")?.push(&[
+        tables::Val::Str(Some(url)),
+        tables::Val::I64(Some(visit_no as i64)),
+        tables::Val::Ts(ns),
+        tables::Val::Str(Some("git")),
+    ])?;
+    t.table("origin_visit_status")?.push(&[
+        tables::Val::Str(Some(url)),
+        tables::Val::I64(Some(visit_no as i64)),
+        tables::Val::Ts(ns),
+        tables::Val::Str(Some(status)),
+        tables::Val::Str(Some(snp_hex)),
+        tables::Val::Str(Some("git")),
+    ])
+}
+
+/// Compresses the archive's ORC tables into its `graph/` folder.
+fn compress_into(dir: &Path) -> Result<compress::GraphSummary, ArchiveError> {
+    let layout = ArchiveDir::new(dir);
+    let graph_dir = dir.join("graph");
+    let scratch = dir.join(".scratch");
+    for d in [&graph_dir, &scratch] {
+        std::fs::create_dir_all(d).map_err(|e| ArchiveError::io(d, e))?;
+    }
+    let summary = compress::compress(&layout.orc(), &layout.graph(), &scratch)
+        .map_err(|e| ArchiveError::Compress(format!("{e:#}")))?;
+    std::fs::remove_dir_all(&scratch).map_err(|e| ArchiveError::io(&scratch, e))?;
+    Ok(summary)
+}
+
+/// Writes a snapshot and its branches into the export tables.
+fn write_snapshot(
+    t: &mut tables::Tables,
+    snp_hex: &str,
+    branches: &[(Vec<u8>, BranchTarget)],
+) -> Result<(), ArchiveError> {
+    t.table("snapshot")?
+        .push(&[tables::Val::Str(Some(snp_hex))])?;
+    for (name, target) in branches {
+        let target_text = match target {
+            BranchTarget::Alias(to) => String::from_utf8_lossy(to).into_owned(),
+            BranchTarget::Content(id)
+            | BranchTarget::Directory(id)
+            | BranchTarget::Revision(id)
+            | BranchTarget::Release(id) => hex(id),
+        };
+        t.table("snapshot_branch")?.push(&[
+            tables::Val::Str(Some(snp_hex)),
+            tables::Val::Bin(Some(name)),
+            tables::Val::Str(Some(&target_text)),
+            tables::Val::Str(Some(target.type_name())),
+        ])?;
+    }
+    Ok(())
 }
 
 /// Builds an archive into the existing, empty folder `dir`.
@@ -332,7 +650,7 @@ pub fn build_into(dir: &Path, opts: &BuildOptions, note: &str) -> Result<Manifes
         if last_url.as_ref() != Some(url) {
             let id = hex(&origin_id(url));
             sink.tables
-                .table("origin")
+                .table("origin")?
                 .push(&[tables::Val::Str(Some(&id)), tables::Val::Str(Some(url))])?;
             last_url = Some(url.clone());
             visit_no = 0;
@@ -343,90 +661,25 @@ pub fn build_into(dir: &Path, opts: &BuildOptions, note: &str) -> Result<Manifes
         let snp = snapshot_id(&visit.branches).map_err(ArchiveError::Other)?;
         let snp_hex = hex(&snp);
         if snapshots.insert(snp) {
-            sink.tables
-                .table("snapshot")
-                .push(&[tables::Val::Str(Some(&snp_hex))])?;
-            for (name, target) in &visit.branches {
-                let target_text = match target {
-                    BranchTarget::Alias(to) => String::from_utf8_lossy(to).into_owned(),
-                    BranchTarget::Content(id)
-                    | BranchTarget::Directory(id)
-                    | BranchTarget::Revision(id)
-                    | BranchTarget::Release(id) => hex(id),
-                };
-                sink.tables.table("snapshot_branch").push(&[
-                    tables::Val::Str(Some(&snp_hex)),
-                    tables::Val::Bin(Some(name)),
-                    tables::Val::Str(Some(&target_text)),
-                    tables::Val::Str(Some(target.type_name())),
-                ])?;
-            }
+            write_snapshot(&mut sink.tables, &snp_hex, &visit.branches)?;
         }
-        let status = if visit.missing.is_empty() {
-            "full"
-        } else {
-            "partial"
-        };
-        for m in &visit.missing {
-            log::warn!(
-                "{}: {} {} is missing (referenced by {}); recorded, not archived",
-                spec.path.display(),
-                m.expected,
-                hex(&m.id),
-                m.referenced_by
-            );
-        }
-        let ns = Some(time * 1_000_000_000);
-        sink.tables.table("origin_visit").push(&[
-            tables::Val::Str(Some(url)),
-            tables::Val::I64(Some(visit_no as i64)),
-            tables::Val::Ts(ns),
-            tables::Val::Str(Some("git")),
-        ])?;
-        sink.tables.table("origin_visit_status").push(&[
-            tables::Val::Str(Some(url)),
-            tables::Val::I64(Some(visit_no as i64)),
-            tables::Val::Ts(ns),
-            tables::Val::Str(Some(status)),
-            tables::Val::Str(Some(&snp_hex)),
-            tables::Val::Str(Some("git")),
-        ])?;
-        records.push(VisitRecord {
-            url: url.clone(),
-            path: spec.path.clone(),
-            visit: visit_no,
-            time: *time,
-            snapshot: snp_hex,
-            branches: visit.branches.len(),
-            status: status.to_string(),
-            missing: visit
-                .missing
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{} {} (referenced by {})",
-                        hex(&m.id),
-                        m.expected,
-                        m.referenced_by
-                    )
-                })
-                .collect(),
-        });
+        let record = VisitRecord::of(url, spec, visit_no, *time, snp_hex, &visit);
+        write_visit(
+            &mut sink.tables,
+            url,
+            visit_no,
+            *time,
+            &record.status,
+            &record.snapshot,
+        )?;
+        records.push(record);
     }
     pl.done();
     let counts = sink.counts.clone();
     let table_rows: BTreeMap<String, u64> =
         sink.tables.finish(&layout.orc())?.into_iter().collect();
 
-    let graph_dir = dir.join("graph");
-    let scratch = dir.join(".scratch");
-    for d in [&graph_dir, &scratch] {
-        std::fs::create_dir_all(d).map_err(|e| ArchiveError::io(d, e))?;
-    }
-    let summary = compress::compress(&layout.orc(), &layout.graph(), &scratch)
-        .map_err(|e| ArchiveError::Compress(format!("{e:#}")))?;
-    std::fs::remove_dir_all(&scratch).map_err(|e| ArchiveError::io(&scratch, e))?;
-
+    let summary = compress_into(dir)?;
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         max_content_size: opts.max_content_size,
@@ -438,9 +691,8 @@ pub fn build_into(dir: &Path, opts: &BuildOptions, note: &str) -> Result<Manifes
         stored_blob_bytes: counts.content_bytes,
         skipped_blobs: counts.skipped_contents,
         note: note.to_string(),
+        inputs: None,
     };
-    let path = dir.join(MANIFEST);
-    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
-    std::fs::write(&path, text + "\n").map_err(|e| ArchiveError::io(&path, e))?;
+    write_manifest(dir, &manifest)?;
     Ok(manifest)
 }

@@ -197,78 +197,16 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Generates the repositories and metadata and builds the archive into `out` (replaced).
-pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<Manifest, ArchiveError> {
-    let staging = Staging::new(out)?;
-    let root = staging.path().to_owned();
-    let repos_dir = root.join("repos");
-    std::fs::create_dir_all(&repos_dir).map_err(|e| ArchiveError::io(&repos_dir, e))?;
-    let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
-    let mut specs = Vec::new();
-    let mut known: Vec<(String, Vec<Made>)> = Vec::new();
-    let mut states: Vec<(PathBuf, TreeState, Vec<Made>)> = Vec::new();
-    for r in 0..o.repos {
-        let path = repos_dir.join(format!("r{r}.git"));
-        let mut w = RepoWriter::create(&path, 1_500_000_000 + r as i64 * 86_400)?;
-        let mut state = TreeState {
-            files: BTreeMap::new(),
-            trees: HashMap::new(),
-        };
-        let made = history(
-            &mut w,
-            &mut state,
-            &mut rng,
-            o.commits.max(1),
-            o.files.max(1),
-            None,
-        )?;
-        w.set_ref("refs/heads/main", made.last().expect("commits").id)?;
-        w.set_head("refs/heads/main")?;
-        let slug = format!("synth/r{r}");
-        specs.push(RepoSpec {
-            url: format!("https://github.com/{slug}"),
-            path: path.clone(),
-            visit_time: Some(1_700_000_000),
-        });
-        let copy: Vec<Made> = made
-            .iter()
-            .map(|m| Made {
-                id: m.id,
-                count: m.count,
-            })
-            .collect();
-        known.push((slug, copy));
-        states.push((path, state, made));
-    }
-    for f in 0..o.forks.min(o.repos * 4) {
-        let base = rng.random_range(0..o.repos);
-        let path = repos_dir.join(format!("fork{f}.git"));
-        copy_dir(&states[base].0, &path).map_err(|e| ArchiveError::io(&path, e))?;
-        let repo = gix::open(&path).map_err(gix_err)?;
-        let mut w = RepoWriter {
-            repo,
-            clock: 1_600_000_000 + f as i64 * 3_600,
-        };
-        let mut state = TreeState {
-            files: states[base].1.files.clone(),
-            trees: HashMap::new(),
-        };
-        let last = states[base].2.last().expect("commits");
-        let n = rng.random_range(1..10);
-        let own = history(&mut w, &mut state, &mut rng, n, last.count, Some(last.id))?;
-        w.set_ref("refs/heads/main", own.last().expect("commits").id)?;
-        let slug = format!("fork{f}/r{base}");
-        specs.push(RepoSpec {
-            url: format!("https://github.com/{slug}"),
-            path,
-            visit_time: Some(1_700_000_000),
-        });
-        known.push((slug, own));
-    }
-
-    // Metadata rows.
+/// Draws `rows` metadata rows from the commits made and writes `root/metadata/part_0.parquet`:
+/// mostly existing (commit, path) pairs, some absent paths and some unknown prefixes.
+fn write_rows(
+    root: &Path,
+    known: &[(String, Vec<Made>)],
+    rng: &mut ChaCha8Rng,
+    rows: usize,
+) -> Result<(), ArchiveError> {
     let (mut repo_col, mut commit_col, mut path_col) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..o.rows {
+    for _ in 0..rows {
         let (slug, made) = &known[rng.random_range(0..known.len())];
         let m = &made[rng.random_range(0..made.len())];
         let hex = m.id.to_hex().to_string();
@@ -299,6 +237,97 @@ pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<Manifest, ArchiveErro
         ],
     )
     .map_err(|e| ArchiveError::Other(e.to_string()))?;
+    Ok(())
+}
+
+/// Generates the repositories and metadata and builds the archive into `out` (replaced).
+pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<Manifest, ArchiveError> {
+    let note = format!("unearth synth {o:?}");
+    match super::existing_archive(out)? {
+        Some(m) if m.note == note => return Ok(m),
+        Some(_) => {
+            return Err(ArchiveError::Output {
+                path: out.to_owned(),
+                reason: "it holds another archive; choose a new or empty folder".into(),
+            })
+        }
+        None => {}
+    }
+    let staging = Staging::new(out)?;
+    let root = staging.path().to_owned();
+    let repos_dir = root.join("repos");
+    std::fs::create_dir_all(&repos_dir).map_err(|e| ArchiveError::io(&repos_dir, e))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
+    let mut specs = Vec::new();
+    let mut known: Vec<(String, Vec<Made>)> = Vec::new();
+    let mut states: Vec<(PathBuf, TreeState, Vec<Made>)> = Vec::new();
+    for r in 0..o.repos {
+        let path = repos_dir.join(format!("r{r}.git"));
+        let mut w = RepoWriter::create(&path, 1_500_000_000 + r as i64 * 86_400)?;
+        let mut state = TreeState {
+            files: BTreeMap::new(),
+            trees: HashMap::new(),
+        };
+        let made = history(
+            &mut w,
+            &mut state,
+            &mut rng,
+            o.commits.max(1),
+            o.files.max(1),
+            None,
+        )?;
+        let Some(head) = made.last() else {
+            return Err(ArchiveError::Other("a repository without commits".into()));
+        };
+        w.set_ref("refs/heads/main", head.id)?;
+        w.set_head("refs/heads/main")?;
+        let slug = format!("synth/r{r}");
+        specs.push(RepoSpec {
+            url: format!("https://github.com/{slug}"),
+            path: path.clone(),
+            visit_time: Some(1_700_000_000),
+        });
+        let copy: Vec<Made> = made
+            .iter()
+            .map(|m| Made {
+                id: m.id,
+                count: m.count,
+            })
+            .collect();
+        known.push((slug, copy));
+        states.push((path, state, made));
+    }
+    for f in 0..o.forks.min(o.repos * 4) {
+        let base = rng.random_range(0..o.repos);
+        let path = repos_dir.join(format!("fork{f}.git"));
+        copy_dir(&states[base].0, &path).map_err(|e| ArchiveError::io(&path, e))?;
+        let repo = gix::open(&path).map_err(gix_err)?;
+        let mut w = RepoWriter {
+            repo,
+            clock: 1_600_000_000 + f as i64 * 3_600,
+        };
+        let mut state = TreeState {
+            files: states[base].1.files.clone(),
+            trees: HashMap::new(),
+        };
+        let Some(last) = states[base].2.last() else {
+            return Err(ArchiveError::Other("a repository without commits".into()));
+        };
+        let n = rng.random_range(1..10);
+        let own = history(&mut w, &mut state, &mut rng, n, last.count, Some(last.id))?;
+        if let Some(head) = own.last() {
+            w.set_ref("refs/heads/main", head.id)?;
+        }
+        let slug = format!("fork{f}/r{base}");
+        specs.push(RepoSpec {
+            url: format!("https://github.com/{slug}"),
+            path,
+            visit_time: Some(1_700_000_000),
+        });
+        known.push((slug, own));
+    }
+
+    write_rows(&root, &known, &mut rng, o.rows)?;
     let config = root.join(super::demo::CONFIG);
     std::fs::write(
         &config,
@@ -312,7 +341,6 @@ pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<Manifest, ArchiveErro
         max_content_size: super::DEFAULT_MAX_CONTENT_SIZE,
         rows_per_file: 1_000_000,
     };
-    let note = format!("unearth synth {o:?}");
     let manifest = build_into(&root, &opts, &note)?;
     // The loose objects of the generated repositories take far more room than the archive,
     // and nothing reads them once the archive is built.

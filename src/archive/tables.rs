@@ -319,16 +319,17 @@ pub struct TableWriter {
 
 impl TableWriter {
     fn new(orc_dir: &Path, name: &'static str, rows_per_file: u64) -> Result<Self, ArchiveError> {
+        let unknown = || ArchiveError::Other(format!("unknown export table {name}"));
         let (_, cols) = TABLES
             .iter()
             .find(|(t, _)| *t == name)
-            .expect("known table");
+            .ok_or_else(unknown)?;
         let dir = orc_dir.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| ArchiveError::io(&dir, e))?;
         Ok(Self {
             name,
             dir,
-            schema: schema_of(name).expect("known table"),
+            schema: schema_of(name).ok_or_else(unknown)?,
             builders: cols.iter().map(|(_, ty)| Builder::new(*ty)).collect(),
             buffered: 0,
             rows_in_file: 0,
@@ -433,11 +434,11 @@ impl Tables {
     }
 
     /// The writer of `table`.
-    pub fn table(&mut self, table: &str) -> &mut TableWriter {
+    pub fn table(&mut self, table: &str) -> Result<&mut TableWriter, ArchiveError> {
         self.writers
             .iter_mut()
             .find(|w| w.name == table)
-            .unwrap_or_else(|| panic!("unknown table {table}"))
+            .ok_or_else(|| ArchiveError::Other(format!("unknown export table {table}")))
     }
 
     /// Closes every table, writes the ORC files, and returns the row count of each table.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::hashes::{hex, ContentHashes, Sha1Id};
+use crate::model::hashes::{hex, ContentHashes, Sha1Id};
 
 use super::git::{DirEntry, GitDate, ObjectSink, Release, Revision, Signature};
 use super::tables::{pseudonym, Tables, Val};
@@ -101,7 +101,7 @@ impl ObjectSink for ArchiveWriter {
         let author = Self::person(&rev.author);
         let committer = Self::person(&rev.committer);
         let dir = hex(&rev.directory);
-        self.tables.table("revision").push(&[
+        self.tables.table("revision")?.push(&[
             Val::Str(Some(&id)),
             Val::Bin(Some(&rev.message)),
             Val::Bin(Some(&author)),
@@ -118,14 +118,14 @@ impl ObjectSink for ArchiveWriter {
         ])?;
         for (rank, parent) in rev.parents.iter().enumerate() {
             let parent = hex(parent);
-            self.tables.table("revision_history").push(&[
+            self.tables.table("revision_history")?.push(&[
                 Val::Str(Some(&id)),
                 Val::Str(Some(&parent)),
                 Val::I32(Some(rank as i32)),
             ])?;
         }
         for (key, value) in &rev.extra_headers {
-            self.tables.table("revision_extra_headers").push(&[
+            self.tables.table("revision_extra_headers")?.push(&[
                 Val::Str(Some(&id)),
                 Val::Bin(Some(key)),
                 Val::Bin(Some(value)),
@@ -139,7 +139,7 @@ impl ObjectSink for ArchiveWriter {
         let target = hex(&rel.target);
         let author = rel.author.as_ref().map(Self::person);
         let date = rel.author.as_ref().and_then(|a| a.date.clone());
-        self.tables.table("release").push(&[
+        self.tables.table("release")?.push(&[
             Val::Str(Some(&id)),
             Val::Bin(Some(&rel.name)),
             Val::Bin(Some(&rel.message)),
@@ -156,11 +156,11 @@ impl ObjectSink for ArchiveWriter {
     fn directory(&mut self, id: Sha1Id, entries: &[DirEntry]) -> Result<(), ArchiveError> {
         let id = hex(&id);
         self.tables
-            .table("directory")
+            .table("directory")?
             .push(&[Val::Str(Some(&id)), Val::Bin(None)])?;
         for e in entries {
             let target = hex(&e.target);
-            self.tables.table("directory_entry").push(&[
+            self.tables.table("directory_entry")?.push(&[
                 Val::Str(Some(&id)),
                 Val::Bin(Some(&e.name)),
                 Val::Str(Some(e.kind)),
@@ -191,11 +191,11 @@ impl ObjectSink for ArchiveWriter {
             let mut row = hashes.to_vec();
             row.extend([Val::Str(Some("absent")), Val::Str(Some(TOO_LARGE_REASON))]);
             self.counts.skipped_contents += 1;
-            return self.tables.table("skipped_content").push(&row);
+            return self.tables.table("skipped_content")?.push(&row);
         }
         let mut row = hashes.to_vec();
         row.extend([Val::Str(Some("visible")), Val::Bin(None)]);
-        self.tables.table("content").push(&row)?;
+        self.tables.table("content")?.push(&row)?;
         self.counts.stored_bytes += self.blobs.put(&h.sha1, data)?;
         self.counts.contents += 1;
         self.counts.content_bytes += h.length;

@@ -212,3 +212,85 @@ pub fn export_rows(workdir: &Path) -> Vec<String> {
     }
     rows
 }
+
+/// The `sh` blocks of README.md, with the tag of the `<!-- readme-test: TAG -->` line before
+/// each, as lists of command lines (comments and continuation comments dropped).
+pub fn readme_blocks() -> Vec<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let mut blocks = Vec::new();
+    let mut tag: Option<String> = None;
+    let mut current: Option<Vec<String>> = None;
+    for line in text.lines() {
+        if let Some(t) = line
+            .strip_prefix("<!-- readme-test: ")
+            .and_then(|r| r.strip_suffix(" -->"))
+        {
+            tag = Some(t.to_string());
+            continue;
+        }
+        match (&mut current, line.trim()) {
+            (None, "```sh") => current = Some(Vec::new()),
+            (Some(_), "```") => {
+                let cmds = current.take().unwrap_or_default();
+                blocks.push((tag.take().unwrap_or_default(), cmds));
+            }
+            (Some(cmds), l) => {
+                if !l.is_empty() && !l.starts_with('#') {
+                    let cmd = match l.find("  #") {
+                        Some(i) => l[..i].trim_end(),
+                        None => l,
+                    };
+                    cmds.push(cmd.to_string());
+                }
+            }
+            (None, _) => {
+                if !line.trim().is_empty() && !line.starts_with("<!--") {
+                    tag = None;
+                }
+            }
+        }
+    }
+    blocks
+}
+
+/// Runs one README command line with `bash` in `dir`, `unearth` being this build's binary.
+pub fn run_readme_command(dir: &Path, cmd: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_unearth"))
+        .parent()
+        .expect("binary folder")
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = Command::new("bash");
+    // A user's shell, not the test harness's: the variables cargo gives tests (library path,
+    // CARGO_MANIFEST_DIR...) would make a cargo build in the command redo every build script
+    // that watches them, and everything above.
+    c.args(["-c", cmd])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", path)
+        .env("RUST_LOG", "warn");
+    for keep in [
+        "HOME",
+        "USER",
+        "LANG",
+        "TMPDIR",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "CARGO_TARGET_DIR",
+        "CARGO_INCREMENTAL",
+        "CI",
+    ] {
+        if let Some(v) = std::env::var_os(keep) {
+            c.env(keep, v);
+        }
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("bash runs")
+}

@@ -7,38 +7,25 @@
 //! a prefix shorter than the bucket width sets a range of bits), and only on a hit checked
 //! exactly against the sorted list of requested prefixes. Nothing is held per revision.
 //!
-//! Output (`WORKDIR/scan/candidates.parquet`): node id and hex id of each candidate, by node.
+//! Output: [`crate::artifacts::candidates`]. Shards: node-id ranges, concatenated in order.
 //!
 //! Memory: the bit-vector (2^bits bits, bits chosen from the number of prefixes, at most
 //! 2^32 bits = 512 MiB) plus the sorted prefixes, plus the candidates found.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::ops::Range;
+use std::path::PathBuf;
 
-use arrow::array::{ArrayRef, StringArray, UInt64Array};
 use dsi_progress_logger::{concurrent_progress_logger, ProgressLog};
 use rayon::prelude::*;
-use swh_graph::map::{Node2SWHID, Node2Type};
 use swh_graph::NodeType;
 
-use crate::graph::{num_nodes, suffixed};
-use crate::table;
+use crate::artifacts::candidates::{self, Candidate, CANDIDATES};
+use crate::artifacts::plan as plan_files;
+use crate::config::Config;
+use crate::graph::NodeMaps;
+use crate::model::{Counts, Phase, Sha1Git, Shard};
 
-/// Errors of the scan.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    /// A graph file could not be loaded.
-    #[error("cannot load {path}: {reason}")]
-    Graph {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// The output could not be written.
-    #[error(transparent)]
-    Table(#[from] table::TableError),
-}
+use super::{Context, Inputs, PhaseError};
 
 /// The requested prefixes: a bucket bit-vector for a fast negative, and the exact list.
 #[derive(Debug, Clone)]
@@ -52,9 +39,13 @@ pub struct PrefixSet {
 }
 
 impl PrefixSet {
-    /// Builds the set of lower-case hex prefixes (4 to 40 digits).
+    /// Builds the set of lower-case hex prefixes (4 to 40 digits); others are ignored.
     pub fn new<'a>(prefixes: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut sorted: Vec<String> = prefixes.into_iter().map(str::to_string).collect();
+        let mut sorted: Vec<String> = prefixes
+            .into_iter()
+            .filter(|p| (4..=40).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase)
+            .collect();
         sorted.sort();
         sorted.dedup();
         // About 64 buckets per prefix keeps false positives near 1/64, within 2^16..2^32 bits.
@@ -100,18 +91,18 @@ impl PrefixSet {
         self.words[(b / 64) as usize] & (1 << (b % 64)) != 0
     }
 
-    /// Whether the hex id starts with one of the prefixes.
+    /// Whether the hex id (40 digits) starts with one of the prefixes.
     pub fn matches(&self, hex: &str) -> bool {
         self.lengths.iter().any(|&l| {
-            self.sorted
-                .binary_search_by(|p| p.as_str().cmp(&hex[..l]))
-                .is_ok()
+            hex.get(..l)
+                .is_some_and(|h| self.sorted.binary_search_by(|p| p.as_str().cmp(h)).is_ok())
         })
     }
 }
 
 /// Counts of a scan.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ScanCounts {
     /// Nodes read.
     pub nodes: u64,
@@ -123,27 +114,45 @@ pub struct ScanCounts {
     pub candidates: u64,
     /// Microseconds of the pass itself (files opened, before writing the output).
     pub pass_micros: u64,
+    /// Chunks of the shard(s).
+    pub chunks: u64,
+    /// Chunks reused from an interrupted run.
+    pub chunks_reused: u64,
+    /// Width of the bucket bit-vector (a constant of the run, not summed).
+    pub bucket_bits: u64,
 }
 
-/// Scans the nodes in `nodes` (a shard, or a chunk of one) of the graph at `base` for
-/// revisions matching `prefixes`; writes `out/candidates.parquet`.
-pub fn run(
-    base: &Path,
-    prefixes: &PrefixSet,
-    nodes: std::ops::Range<usize>,
-    out: &Path,
-) -> Result<ScanCounts, ScanError> {
-    let graph_err = |path: std::path::PathBuf, e: &dyn std::fmt::Display| ScanError::Graph {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    let n = num_nodes(base).map_err(|e| graph_err(suffixed(base, ".properties"), &e))?;
-    let types_path = suffixed(base, ".node2type.bin");
-    let types = Node2Type::load(&types_path, n).map_err(|e| graph_err(types_path, &e))?;
-    let swhids_path = suffixed(base, ".node2swhid.bin");
-    let swhids = Node2SWHID::load(&swhids_path).map_err(|e| graph_err(swhids_path, &e))?;
+impl Counts for ScanCounts {
+    fn add(&mut self, o: &Self) {
+        self.nodes += o.nodes;
+        self.revisions += o.revisions;
+        self.bucket_hits += o.bucket_hits;
+        self.candidates += o.candidates;
+        self.pass_micros += o.pass_micros;
+        self.chunks += o.chunks;
+        self.chunks_reused += o.chunks_reused;
+        self.bucket_bits = self.bucket_bits.max(o.bucket_bits);
+    }
+}
 
+/// What the scan reads.
+pub struct Input {
+    /// The requested prefixes.
+    pub prefixes: PrefixSet,
+    /// The node tables.
+    pub maps: NodeMaps,
+    /// The nodes to scan.
+    pub nodes: Range<usize>,
+}
+
+/// Scans `nodes`; returns the candidates found, in node order, and the counts.
+pub fn scan(
+    prefixes: &PrefixSet,
+    maps: &NodeMaps,
+    nodes: Range<usize>,
+) -> (Vec<Candidate>, ScanCounts) {
     let started = std::time::Instant::now();
+    let n = maps.nodes;
     let nodes = nodes.start.min(n)..nodes.end.min(n);
     const CHUNK: usize = 1 << 20;
     let mut pl = concurrent_progress_logger!(
@@ -152,7 +161,7 @@ pub fn run(
         expected_updates = Some(nodes.len())
     );
     pl.start(format!("Scanning revision nodes {nodes:?}"));
-    let chunks: Vec<(Vec<(u64, String)>, ScanCounts)> = (0..nodes.len().div_ceil(CHUNK))
+    let parts: Vec<(Vec<Candidate>, ScanCounts)> = (0..nodes.len().div_ceil(CHUNK))
         .into_par_iter()
         .map_with(pl.clone(), |pl, c| {
             let mut found = Vec::new();
@@ -160,20 +169,23 @@ pub fn run(
             let range = nodes.start + c * CHUNK..(nodes.start + (c + 1) * CHUNK).min(nodes.end);
             counts.nodes = range.len() as u64;
             for node in range.clone() {
-                if types.get(node).ok() != Some(NodeType::Revision) {
+                if maps.types.get(node).ok() != Some(NodeType::Revision) {
                     continue;
                 }
                 counts.revisions += 1;
-                let Ok(swhid) = swhids.get(node) else {
+                let Ok(swhid) = maps.swhids.get(node) else {
                     continue;
                 };
                 if !prefixes.maybe(&swhid.hash) {
                     continue;
                 }
                 counts.bucket_hits += 1;
-                let hex = crate::hashes::hex(&swhid.hash);
+                let hex = crate::model::hashes::hex(&swhid.hash);
                 if prefixes.matches(&hex) {
-                    found.push((node as u64, hex));
+                    found.push(Candidate {
+                        node: node as u64,
+                        id: Sha1Git(swhid.hash),
+                    });
                 }
             }
             counts.candidates = found.len() as u64;
@@ -182,30 +194,70 @@ pub fn run(
         })
         .collect();
     pl.done();
-    let mut total = ScanCounts {
-        pass_micros: started.elapsed().as_micros() as u64,
-        ..Default::default()
-    };
-    let mut nodes = Vec::new();
-    let mut ids = Vec::new();
-    for (found, c) in chunks {
-        total.nodes += c.nodes;
-        total.revisions += c.revisions;
-        total.bucket_hits += c.bucket_hits;
-        total.candidates += c.candidates;
-        for (node, hex) in found {
-            nodes.push(node);
-            ids.push(hex);
-        }
+    let mut total = ScanCounts::default();
+    let mut all = Vec::new();
+    for (found, c) in parts {
+        total.add(&c);
+        all.extend(found);
     }
-    table::write(
-        &out.join("candidates.parquet"),
-        vec![
-            ("node", Arc::new(UInt64Array::from(nodes)) as ArrayRef),
-            ("sha1_git", Arc::new(StringArray::from(ids))),
-        ],
-    )?;
-    Ok(total)
+    total.pass_micros = started.elapsed().as_micros() as u64;
+    total.bucket_bits = prefixes.bucket_bits() as u64;
+    (all, total)
+}
+
+/// Runs the scan of the context's shard, chunk by chunk, into `ctx.out`.
+pub fn run(ctx: &Context, input: Input) -> Result<ScanCounts, PhaseError> {
+    let per_chunk = ctx.config.shards.chunk_nodes.max(1);
+    let nodes = input.nodes.clone();
+    let k = nodes.len().div_ceil(per_chunk).max(1);
+    let (files, mut counts, stats) = ctx.chunks.run(k, CANDIDATES, |i, tmp| {
+        let lo = nodes.start + i * per_chunk;
+        let (found, c) = scan(
+            &input.prefixes,
+            &input.maps,
+            lo..(lo + per_chunk).min(nodes.end),
+        );
+        candidates::write(&tmp.join(CANDIDATES), &found)?;
+        Ok(c)
+    })?;
+    crate::artifacts::concat(&files, &ctx.out.join(CANDIDATES))?;
+    counts.chunks = stats.chunks;
+    counts.chunks_reused = stats.reused;
+    counts.bucket_bits = input.prefixes.bucket_bits() as u64;
+    Ok(counts)
+}
+
+/// The scan as the pipeline drives it.
+pub struct Step;
+
+impl super::Step for Step {
+    const PHASE: Phase = Phase::Scan;
+    type Counts = ScanCounts;
+
+    fn inputs(_config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
+        Ok(Inputs::new())
+    }
+
+    fn run(ctx: &Context) -> Result<ScanCounts, PhaseError> {
+        let pairs = plan_files::read_pairs(&ctx.upstream(Phase::Plan))?;
+        let maps = NodeMaps::open(ctx.graph())?;
+        let nodes = ctx.shard.range(maps.nodes);
+        let input = Input {
+            prefixes: PrefixSet::new(pairs.iter().map(|(_, prefix)| prefix.as_str())),
+            maps,
+            nodes,
+        };
+        run(ctx, input)
+    }
+
+    fn merge(
+        ctx: &Context,
+        shards: &[PathBuf],
+        summed: ScanCounts,
+    ) -> Result<ScanCounts, PhaseError> {
+        super::concat_shards(shards, CANDIDATES, ctx.out)?;
+        Ok(summed)
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +272,7 @@ mod tests {
 
     #[test]
     fn prefix_set_has_no_false_negatives() {
-        let set = PrefixSet::new(["abcd", "1234567", "ffffffffffffffffffff"]);
+        let set = PrefixSet::new(["abcd", "1234567", "ffffffffffffffffffff", "xyz!"]);
         for hex in [
             "abcd0000",
             "abcdffff",
@@ -235,5 +287,6 @@ mod tests {
         assert!(!set.matches(&format!("{:0<40}", "abce")));
         assert!(!set.matches(&format!("{:0<40}", "1234566")));
         assert!(!set.maybe(&id("00000000")));
+        assert!(!set.matches("ab"), "short text is no match, not a panic");
     }
 }

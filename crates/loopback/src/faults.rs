@@ -1,4 +1,4 @@
-//! A fault-injecting HTTP proxy for loopback tests and benchmarks of the fetch.
+//! A fault-injecting HTTP proxy between unearth and a real S3 server.
 //!
 //! It sits between unearth and a real S3 server (s3s-fs) and, per request, from a seeded
 //! random sequence: adds latency, answers `503 SlowDown`, resets the connection, truncates

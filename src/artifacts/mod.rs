@@ -1,0 +1,49 @@
+//! The files of the work directory: one module per file kind, with its name, its columns,
+//! its writer and its reader. This is the only place a work-directory file's columns are
+//! named; phases exchange data through these types, not through column names.
+//!
+//! | folder | module | files |
+//! |---|---|---|
+//! | `plan/` | [`plan`] | `rows`, `pairs`, `paths`, `rejects` (Parquet), `inputs.json` |
+//! | `scan/` | [`candidates`] | `candidates.parquet` |
+//! | `match/` | [`matches`](mod@matches) | `pairs.parquet` |
+//! | `reach/` | [`bits`] | `dirs.bits` |
+//! | `labels/` | [`entries`] | `entries.parquet`, `names.parquet` |
+//! | `walk/` | [`resolved`] | `resolved-NNNNN.parquet` |
+//! | `content/` | [`join`] | `join.parquet` (`found.parquet` in shards) |
+//! | `fetch/` | [`fetched`] | `fetched.parquet` |
+//! | `export/` | [`export`] | `part-NNNNN.parquet`, `summary.json` |
+
+pub mod bits;
+pub mod candidates;
+pub mod entries;
+pub mod export;
+pub mod fetched;
+pub mod join;
+pub mod matches;
+pub mod plan;
+pub mod resolved;
+
+use std::path::{Path, PathBuf};
+
+use crate::table::{self, TableError};
+
+/// Concatenates Parquet files of one schema into `out`, batch by batch.
+pub fn concat(files: &[PathBuf], out: &Path) -> Result<(), TableError> {
+    let mut writer: Option<table::Writer> = None;
+    for f in files {
+        let (schema, batches) = table::open(f)?;
+        if writer.is_none() {
+            writer = Some(table::Writer::create(out, schema)?);
+        }
+        for b in batches {
+            if let Some(w) = writer.as_mut() {
+                w.write(&b?)?;
+            }
+        }
+    }
+    match writer {
+        Some(w) => w.close(),
+        None => Err(TableError::column(out, "", "no file to concatenate")),
+    }
+}

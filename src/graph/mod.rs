@@ -1,0 +1,210 @@
+//! Opening a compressed Software Heritage graph, loading only what a phase needs, and telling
+//! what a graph holds.
+//!
+//! swh-graph loads a graph in stages (the arcs, then each property, then the labels), and what
+//! is not loaded cannot be used: the types say it. unearth does the same per phase:
+//!
+//! | phase | opens |
+//! |---|---|
+//! | scan, walk | [`NodeMaps`]: `node2type` and `node2swhid` only |
+//! | match, verify | [`open_matching`]: both directions, maps (MPH included), labels and their names |
+//! | reach | [`open_forward`]: forward arcs and node types |
+//! | labels | [`labels`]: the labels file, its offsets and the forward BV graph |
+//!
+//! Everything is memory-mapped; nothing is allocated per node. Graphs from SWH (the example
+//! dataset, a public export) and from unearth's archive builder open the same way.
+
+pub mod labels;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use swh_graph::graph::{
+    SwhBackwardGraph, SwhBidirectionalGraph, SwhForwardGraph, SwhGraphWithProperties,
+    SwhLabeledForwardGraph, SwhUnidirectionalGraph,
+};
+use swh_graph::map::{Node2SWHID, Node2Type};
+use swh_graph::mph::DynMphf;
+use swh_graph::properties;
+use swh_graph::NodeType;
+
+/// A graph with all arcs, arc labels and node properties loaded: swh-graph's
+/// [`SwhFullGraph`](swh_graph::graph::SwhFullGraph), which is what [`open`] returns.
+pub use swh_graph::graph::SwhFullGraph as FullGraph;
+
+/// What the origin match and `verify` use: arcs both ways, node maps (MPH, types, SWHIDs),
+/// forward labels and label names.
+pub trait MatchGraph:
+    SwhLabeledForwardGraph
+    + SwhBackwardGraph
+    + SwhGraphWithProperties<Maps: properties::Maps, LabelNames: properties::LabelNames>
+{
+}
+
+impl<G> MatchGraph for G where
+    G: SwhLabeledForwardGraph
+        + SwhBackwardGraph
+        + SwhGraphWithProperties<Maps: properties::Maps, LabelNames: properties::LabelNames>
+{
+}
+
+/// What the reachable-set search uses: forward arcs and node types.
+pub trait ForwardGraph: SwhForwardGraph + SwhGraphWithProperties<Maps: properties::Maps> {}
+
+impl<G> ForwardGraph for G where G: SwhForwardGraph + SwhGraphWithProperties<Maps: properties::Maps> {}
+
+/// `base` with `suffix` appended to its file name (`graph` + `.properties`).
+pub fn suffixed(base: &Path, suffix: &str) -> PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Errors of graph loading.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot load the compressed graph {basename}")]
+pub struct GraphError {
+    /// The basename, e.g. `archive/graph/graph`.
+    pub basename: PathBuf,
+    /// What failed, with its causes.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl GraphError {
+    /// An error loading `base`.
+    pub fn new(base: &Path, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            basename: base.to_owned(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Number of nodes of the graph at `base`, from its `.properties`.
+pub fn num_nodes(base: &Path) -> Result<usize, GraphError> {
+    let path = suffixed(base, ".properties");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| GraphError::new(base, format!("{}: {e}", path.display())))?;
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "nodes")
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .ok_or_else(|| GraphError::new(base, format!("no nodes= line in {}", path.display())))
+}
+
+/// Loads the whole graph with basename `base` (both directions, every property, labels).
+///
+/// The MPH is whichever of `.cmph`, `.fmphgo` and `.pthash` the graph ships.
+pub fn open(base: &Path) -> Result<impl FullGraph + Send + Sync, GraphError> {
+    swh_graph::graph::load_full::<DynMphf>(base).map_err(|e| GraphError::new(base, e))
+}
+
+/// Loads what the origin match needs: both directions, maps, forward labels, label names.
+pub fn open_matching(base: &Path) -> Result<impl MatchGraph + Send + Sync, GraphError> {
+    SwhBidirectionalGraph::new(base)
+        .and_then(|g| {
+            g.init_properties()
+                .load_properties(|p| p.load_maps::<DynMphf>()?.load_label_names())
+        })
+        .and_then(|g| g.load_forward_labels())
+        .map_err(|e| GraphError::new(base, e))
+}
+
+/// Loads what the reachable-set search needs: forward arcs and node maps.
+pub fn open_forward(base: &Path) -> Result<impl ForwardGraph + Send + Sync, GraphError> {
+    SwhUnidirectionalGraph::new(base)
+        .and_then(|g| {
+            g.init_properties()
+                .load_properties(|p| p.load_maps::<DynMphf>())
+        })
+        .map_err(|e| GraphError::new(base, e))
+}
+
+/// `node2type` and `node2swhid`, memory-mapped: the node tables sequential passes read.
+pub struct NodeMaps {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Type of each node.
+    pub types: Node2Type<swh_graph::map::UsizeMmap<mmap_rs::Mmap>>,
+    /// SWHID of each node.
+    pub swhids: Node2SWHID<mmap_rs::Mmap>,
+}
+
+impl NodeMaps {
+    /// Maps the node tables of the graph at `base`.
+    pub fn open(base: &Path) -> Result<Self, GraphError> {
+        let nodes = num_nodes(base)?;
+        let types = Node2Type::load(suffixed(base, ".node2type.bin"), nodes)
+            .map_err(|e| GraphError::new(base, e))?;
+        let swhids = Node2SWHID::load(suffixed(base, ".node2swhid.bin"))
+            .map_err(|e| GraphError::new(base, e))?;
+        Ok(Self {
+            nodes,
+            types,
+            swhids,
+        })
+    }
+
+    /// The type of `node`, `None` out of range.
+    pub fn node_type(&self, node: u64) -> Option<NodeType> {
+        self.types.get(usize::try_from(node).ok()?).ok()
+    }
+
+    /// The hash of `node`'s SWHID, `None` out of range.
+    pub fn hash(&self, node: u64) -> Option<[u8; 20]> {
+        self.swhids
+            .get(usize::try_from(node).ok()?)
+            .ok()
+            .map(|s| s.hash)
+    }
+}
+
+/// Counts and names of what a graph holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GraphSummary {
+    /// Nodes per type (`cnt`, `dir`, ...).
+    pub nodes_per_type: BTreeMap<String, usize>,
+    /// All nodes.
+    pub nodes: usize,
+    /// All arcs.
+    pub arcs: u64,
+    /// Origin URLs, sorted.
+    pub origins: Vec<String>,
+    /// Distinct snapshot branch names, sorted (lossy UTF-8).
+    pub branch_names: Vec<String>,
+}
+
+/// Walks every node once (a small graph is assumed: this is for reports and tests).
+pub fn summarize(graph: &impl FullGraph) -> GraphSummary {
+    use swh_graph::labels::EdgeLabel;
+    let mut s = GraphSummary {
+        nodes: graph.num_nodes(),
+        arcs: graph.num_arcs(),
+        ..Default::default()
+    };
+    let props = graph.properties();
+    let mut branches = std::collections::BTreeSet::new();
+    for node in 0..graph.num_nodes() {
+        let ty = props.node_type(node);
+        *s.nodes_per_type.entry(ty.to_string()).or_default() += 1;
+        if ty == NodeType::Origin {
+            if let Some(url) = props.message(node) {
+                s.origins.push(String::from_utf8_lossy(&url).into_owned());
+            }
+        }
+        if ty == NodeType::Snapshot {
+            for (_, labels) in graph.labeled_successors(node) {
+                for label in labels {
+                    if let EdgeLabel::Branch(b) = label {
+                        let name = props.label_name(b.label_name_id());
+                        branches.insert(String::from_utf8_lossy(&name).into_owned());
+                    }
+                }
+            }
+        }
+    }
+    s.origins.sort();
+    s.branch_names = branches.into_iter().collect();
+    s
+}

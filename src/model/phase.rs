@@ -1,0 +1,219 @@
+//! The phases of a run: the one list of them, with what each reads and how it shards.
+//!
+//! Everything that enumerates phases — the pipeline, the command line, Slurm job rendering,
+//! `unearth status`, configuration checks — goes through [`Phase`], so adding a phase is one
+//! new variant and its module.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One phase of the pipeline.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Phase {
+    /// Read and validate the metadata; group rows by (repo, prefix).
+    Plan,
+    /// One sequential pass over revision nodes for the requested prefixes.
+    Scan,
+    /// Decide which candidate revision belongs to each repository's origin.
+    Match,
+    /// Mark the directories the paths need, below each winning revision.
+    Reach,
+    /// One ordered pass over the labels file, keeping requested names.
+    Labels,
+    /// Walk every row down its path; write the resolved output.
+    Walk,
+    /// sha1_git -> sha1 from the ORC content tables.
+    Content,
+    /// Fetch the blobs (S3 or a folder), verify them, store them durably.
+    Fetch,
+    /// Write the Parquet dataset with contents, language and quality columns.
+    Export,
+}
+
+/// How a sharded phase splits its input into shards (see [`crate::model::shard`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharding {
+    /// Contiguous node-id ranges; shards are concatenated in order.
+    NodeRange,
+    /// The ORC files of the content tables; shards are united (a visible copy wins).
+    OrcFiles,
+    /// Ranges of a blob's sha1 (its first two bytes); shards are concatenated in order.
+    Sha1Range,
+}
+
+impl Phase {
+    /// Every phase, in running order.
+    pub const ALL: [Phase; 9] = [
+        Phase::Plan,
+        Phase::Scan,
+        Phase::Match,
+        Phase::Reach,
+        Phase::Labels,
+        Phase::Walk,
+        Phase::Content,
+        Phase::Fetch,
+        Phase::Export,
+    ];
+
+    /// The phase's name: its subcommand, checkpoint folder and key in configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Plan => "plan",
+            Phase::Scan => "scan",
+            Phase::Match => "match",
+            Phase::Reach => "reach",
+            Phase::Labels => "labels",
+            Phase::Walk => "walk",
+            Phase::Content => "content",
+            Phase::Fetch => "fetch",
+            Phase::Export => "export",
+        }
+    }
+
+    /// One line saying what the phase does (the command line's help).
+    pub fn about(self) -> &'static str {
+        match self {
+            Phase::Plan => "Phase 1: read and validate the metadata, group rows by (repo, prefix)",
+            Phase::Scan => {
+                "Phase 2: one sequential scan of revision nodes for the requested prefixes"
+            }
+            Phase::Match => {
+                "Phase 3: decide which candidate revision belongs to each repository's origin"
+            }
+            Phase::Reach => {
+                "Phase 4: mark the directories the paths need, below each winning revision"
+            }
+            Phase::Labels => {
+                "Phase 5: one ordered pass over the labels file, keeping requested names"
+            }
+            Phase::Walk => "Phase 6: walk every row down its path and write the resolved output",
+            Phase::Content => "Phase 7: sha1_git -> sha1 from the ORC content tables",
+            Phase::Fetch => {
+                "Phase 8: fetch the blobs (S3 or a folder), verify them, store them durably"
+            }
+            Phase::Export => {
+                "Phase 9: write the Parquet dataset with contents, language and quality columns"
+            }
+        }
+    }
+
+    /// The phases whose outputs this one reads (their checkpoints are its inputs).
+    pub fn deps(self) -> &'static [Phase] {
+        match self {
+            Phase::Plan => &[],
+            Phase::Scan => &[Phase::Plan],
+            Phase::Match => &[Phase::Plan, Phase::Scan],
+            Phase::Reach => &[Phase::Plan, Phase::Match],
+            Phase::Labels => &[Phase::Plan, Phase::Reach],
+            Phase::Walk => &[Phase::Plan, Phase::Match, Phase::Labels],
+            Phase::Content => &[Phase::Walk],
+            Phase::Fetch => &[Phase::Content],
+            Phase::Export => &[Phase::Walk, Phase::Content, Phase::Fetch],
+        }
+    }
+
+    /// Every phase this one depends on, directly or not, in running order.
+    pub fn upstream(self) -> Vec<Phase> {
+        let mut all: Vec<Phase> = Vec::new();
+        let mut todo: Vec<Phase> = self.deps().to_vec();
+        while let Some(p) = todo.pop() {
+            if !all.contains(&p) {
+                all.push(p);
+                todo.extend_from_slice(p.deps());
+            }
+        }
+        all.sort();
+        all
+    }
+
+    /// How the phase shards, or `None` when it runs as one job.
+    pub fn sharding(self) -> Option<Sharding> {
+        match self {
+            Phase::Scan | Phase::Labels => Some(Sharding::NodeRange),
+            Phase::Content => Some(Sharding::OrcFiles),
+            Phase::Fetch => Some(Sharding::Sha1Range),
+            _ => None,
+        }
+    }
+
+    /// Whether the phase needs the export tables (`orc` in the configuration).
+    pub fn needs_orc(self) -> bool {
+        matches!(self, Phase::Content | Phase::Fetch | Phase::Export)
+    }
+
+    /// The phase named `name`.
+    pub fn from_name(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// An unknown phase name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown phase {0:?}; phases are plan, scan, match, reach, labels, walk, content, fetch, export")]
+pub struct UnknownPhase(pub String);
+
+impl FromStr for Phase {
+    type Err = UnknownPhase;
+    fn from_str(s: &str) -> Result<Self, UnknownPhase> {
+        Phase::from_name(s).ok_or_else(|| UnknownPhase(s.to_string()))
+    }
+}
+
+impl PartialEq<&str> for Phase {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl PartialEq<str> for Phase {
+    fn eq(&self, other: &str) -> bool {
+        self.name() == other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_depend_only_on_earlier_ones() {
+        for p in Phase::ALL {
+            assert_eq!(Phase::from_name(p.name()), Some(p));
+            assert_eq!(p.to_string().parse::<Phase>(), Ok(p));
+            for d in p.deps() {
+                assert!(d < &p, "{p} depends on later {d}");
+            }
+        }
+        assert_eq!(
+            Phase::Walk.upstream(),
+            [
+                Phase::Plan,
+                Phase::Scan,
+                Phase::Match,
+                Phase::Reach,
+                Phase::Labels
+            ]
+        );
+        assert!("nope".parse::<Phase>().is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! Checkpointed chunks inside a shard: a killed job loses at most one chunk of work.
+//!
+//! A shard's work is split into numbered chunks (a node range, one ORC file). Each finished
+//! chunk is a data file and a counts file, both made visible by rename, data first, in a
+//! folder stamped with the shard's input fingerprint. A rerun reuses the chunks of a folder
+//! made from the same inputs and discards any other folder.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::Counts;
+
+use super::PhaseError;
+
+/// The chunk folder of one shard.
+#[derive(Debug, Clone)]
+pub struct Chunks {
+    dir: PathBuf,
+}
+
+/// How many chunks a shard had, and how many an earlier run had already finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkStats {
+    /// Chunks of the shard.
+    pub chunks: u64,
+    /// Of those, reused from an interrupted run.
+    pub reused: u64,
+}
+
+const STAMP: &str = "inputs.json";
+
+impl Chunks {
+    /// Opens `dir` for a shard with input fingerprint `stamp`: kept if an earlier run of the
+    /// same inputs made it, emptied otherwise.
+    pub fn prepare(dir: &Path, stamp: &str) -> Result<Self, PhaseError> {
+        let stamp_path = dir.join(STAMP);
+        if std::fs::read_to_string(&stamp_path).ok().as_deref() != Some(stamp) {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| PhaseError::io(dir, e))?;
+            }
+            std::fs::create_dir_all(dir).map_err(|e| PhaseError::io(dir, e))?;
+            std::fs::write(&stamp_path, stamp).map_err(|e| PhaseError::io(&stamp_path, e))?;
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// A chunk folder that never reuses anything (merges, unchunked phases).
+    pub fn none(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Removes the folder once the shard's checkpoint is written.
+    pub fn discard(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Runs `work(i, tmp)` for each chunk `i < n` not already done; `work` writes `file` into
+    /// `tmp` and returns the chunk's counts. Returns every chunk's file in order and the
+    /// counts summed over all chunks.
+    pub fn run<C: Counts>(
+        &self,
+        n: usize,
+        file: &str,
+        mut work: impl FnMut(usize, &Path) -> Result<C, PhaseError>,
+    ) -> Result<(Vec<PathBuf>, C, ChunkStats), PhaseError> {
+        let io = |p: &Path| {
+            let p = p.to_owned();
+            move |source| PhaseError::Io { path: p, source }
+        };
+        let mut files = Vec::with_capacity(n);
+        let mut total = C::default();
+        let mut stats = ChunkStats {
+            chunks: n as u64,
+            reused: 0,
+        };
+        for i in 0..n {
+            let data = self.dir.join(format!("chunk-{i:06}.{file}"));
+            let done = self.dir.join(format!("chunk-{i:06}.json"));
+            let earlier: Option<C> = std::fs::read_to_string(&done)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            let counts = match earlier {
+                Some(c) if data.is_file() => {
+                    stats.reused += 1;
+                    c
+                }
+                _ => {
+                    let tmp = self.dir.join(format!(".chunk-{i:06}.tmp"));
+                    if tmp.exists() {
+                        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+                    }
+                    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+                    let c = work(i, &tmp)?;
+                    std::fs::rename(tmp.join(file), &data).map_err(io(&data))?;
+                    let t = done.with_extension("json.tmp");
+                    let text = serde_json::to_string(&c).unwrap_or_default();
+                    std::fs::write(&t, text).map_err(io(&t))?;
+                    std::fs::rename(&t, &done).map_err(io(&done))?;
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    c
+                }
+            };
+            total.add(&counts);
+            files.push(data);
+        }
+        Ok((files, total, stats))
+    }
+}

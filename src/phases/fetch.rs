@@ -1,0 +1,378 @@
+//! Phase 8, **fetch**: the bytes of every needed blob, from S3 or a local folder, each
+//! proven by its hashes before it is kept.
+//!
+//! Each distinct sha1 is fetched once, with at most `concurrency` requests in flight. An
+//! attempt that fails for a reason worth retrying (5xx, throttling, timeouts, resets,
+//! truncated or corrupted bodies) is retried with exponential backoff and jitter, up to
+//! `attempts`; each attempt has its own timeout. A body is read with a size cap known in
+//! advance and must prove itself ([`crate::store::verify`]): bytes that do not match are never
+//! kept. Verified blobs go to the durable store ([`crate::store::pack`]).
+//!
+//! `blob_missing` and `corrupt_blob` are stored with the source they were recorded against:
+//! a run against another store (or with `--retry-missing`) asks for them again. Blobs whose
+//! attempts all failed are not stored, and the phase is not reusable until a run gets them.
+//!
+//! Output: [`crate::artifacts::fetched`]. Shards: sha1 ranges, each with its own pack store.
+//!
+//! Memory: one index record per stored blob (in a hash map) and the blobs in flight.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::artifacts::fetched::{self, FETCHED};
+use crate::artifacts::join::{self, JOIN};
+use crate::config::{Config, FetchOptions};
+use crate::model::{BlobStatus, ContentStatus, Counts, Phase, Sha1, Sha1Git, Shard, StatusCounts};
+use crate::store::pack::source_tag;
+use crate::store::source::Got;
+use crate::store::verify::{body_cap, verify};
+use crate::store::{BlobStores, PackStore, Source, StoreError};
+
+use super::{Context, Inputs, PhaseError};
+
+/// One blob to fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct Want {
+    /// sha1 (store key).
+    pub sha1: Sha1,
+    /// Its git blob id.
+    pub sha1_git: Sha1Git,
+    /// Its length.
+    pub length: u64,
+}
+
+/// Counts of a fetch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct FetchCounts {
+    /// Distinct blobs the shard needs.
+    pub wanted: u64,
+    /// Of those, already in a store from an earlier run.
+    pub already_stored: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Retries (requests after the first for a blob).
+    pub retries: u64,
+    /// Bodies refused by verification.
+    pub refused_bodies: u64,
+    /// Blobs fetched and verified in this run.
+    pub fetched: u64,
+    /// Bytes of those blobs (uncompressed).
+    pub fetched_bytes: u64,
+    /// Blobs given up in this run (retried by the next).
+    pub failed: u64,
+    /// Wanted blobs per final status.
+    #[serde(flatten)]
+    pub status: StatusCounts<BlobStatus>,
+}
+
+impl Counts for FetchCounts {
+    fn add(&mut self, o: &Self) {
+        self.wanted += o.wanted;
+        self.already_stored += o.already_stored;
+        self.requests += o.requests;
+        self.retries += o.retries;
+        self.refused_bodies += o.refused_bodies;
+        self.fetched += o.fetched;
+        self.fetched_bytes += o.fetched_bytes;
+        self.failed += o.failed;
+        self.status.merge(&o.status);
+    }
+}
+
+/// How one blob's fetch ended.
+enum Outcome {
+    Stored(BlobStatus, Option<Vec<u8>>),
+    Failed,
+}
+
+struct OneResult {
+    outcome: Outcome,
+    requests: u64,
+    refused: u64,
+}
+
+async fn fetch_one(w: &Want, source: &Source, opts: &FetchOptions) -> OneResult {
+    let mut requests = 0;
+    let mut refused = 0;
+    let mut last_refusal = false;
+    let cap = body_cap(w.length);
+    for attempt in 0..opts.attempts.max(1) {
+        if attempt > 0 {
+            let base = opts.backoff_ms.saturating_mul(1 << attempt.min(10));
+            let jitter = rand::random_range(0..=base / 2 + 1);
+            tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+        }
+        requests += 1;
+        let timeout = Duration::from_secs_f64(opts.timeout_secs);
+        let got = tokio::time::timeout(timeout, source.get(&w.sha1, cap)).await;
+        let done = |outcome, refused| OneResult {
+            outcome,
+            requests,
+            refused,
+        };
+        match got {
+            Ok(Got::Body(body)) => match verify(&body, w.length, &w.sha1, &w.sha1_git) {
+                Ok(data) => return done(Outcome::Stored(BlobStatus::Ok, Some(data)), refused),
+                Err(why) => {
+                    log::debug!(
+                        "blob {}: refused ({why:?}), attempt {}",
+                        w.sha1,
+                        attempt + 1
+                    );
+                    refused += 1;
+                    last_refusal = true;
+                }
+            },
+            Ok(Got::Missing) => return done(Outcome::Stored(BlobStatus::Missing, None), refused),
+            Ok(Got::Refused(why)) => {
+                log::warn!("blob {}: {why}", w.sha1);
+                return done(Outcome::Stored(BlobStatus::Corrupt, None), refused + 1);
+            }
+            Ok(Got::Retry(why)) => {
+                log::debug!("blob {}: {why}, attempt {}", w.sha1, attempt + 1);
+                last_refusal = false;
+            }
+            Err(_) => {
+                log::debug!("blob {}: timed out, attempt {}", w.sha1, attempt + 1);
+                last_refusal = false;
+            }
+        }
+    }
+    OneResult {
+        outcome: if last_refusal {
+            Outcome::Stored(BlobStatus::Corrupt, None)
+        } else {
+            Outcome::Failed
+        },
+        requests,
+        refused,
+    }
+}
+
+type Stored = (Sha1, BlobStatus, Option<Vec<u8>>);
+
+/// Fetches every blob of `todo` into `store`, recording statuses against `tag`; returns the
+/// counts (requests, retries, fetched, failed).
+pub fn fetch_all(
+    todo: &[Want],
+    store: &mut PackStore,
+    opts: &FetchOptions,
+    tag: u32,
+) -> Result<FetchCounts, PhaseError> {
+    if todo.is_empty() {
+        return Ok(FetchCounts::default());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PhaseError::io(store.dir(), e))?;
+    let source = runtime.block_on(Source::from_options(opts))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Stored>(64);
+    let counts = std::thread::scope(|s| -> Result<FetchCounts, PhaseError> {
+        // The writer: the only place the store is written, in arrival order.
+        let writer = s.spawn(move || -> Result<(), StoreError> {
+            let mut since_sync = 0usize;
+            for (sha1, status, data) in rx {
+                since_sync += data.as_ref().map_or(0, Vec::len);
+                store.put(sha1, status, data.as_deref(), tag)?;
+                if since_sync > 256 << 20 {
+                    store.sync()?;
+                    since_sync = 0;
+                }
+            }
+            store.sync()
+        });
+        let counts = runtime.block_on(run_requests(todo, &source, opts, tx));
+        match writer.join() {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(PhaseError::Changed("the blob store writer stopped".into()));
+            }
+        }
+        Ok(counts)
+    })?;
+    // A runtime whose blocking readers are stuck (a hung file system) must not hold the
+    // process: what remains in flight is abandoned.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(counts)
+}
+
+async fn run_requests(
+    todo: &[Want],
+    source: &Source,
+    opts: &FetchOptions,
+    tx: std::sync::mpsc::SyncSender<Stored>,
+) -> FetchCounts {
+    use dsi_progress_logger::ProgressLog;
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    let mut pl = dsi_progress_logger::concurrent_progress_logger!(
+        item_name = "blob",
+        display_memory = true,
+        expected_updates = Some(todo.len())
+    );
+    pl.start("Fetching and verifying blobs");
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut counts = FetchCounts::default();
+    for &w in todo {
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let source = source.clone();
+        let opts = opts.clone();
+        let tx = tx.clone();
+        let mut pl = pl.clone();
+        tasks.spawn(async move {
+            let r = fetch_one(&w, &source, &opts).await;
+            let (status, bytes) = match r.outcome {
+                Outcome::Stored(st, data) => {
+                    let n = data.as_ref().map_or(0, |d| d.len() as u64);
+                    // The writer thread owns the store; a full channel applies back-pressure.
+                    let _ = tokio::task::spawn_blocking(move || tx.send((w.sha1, st, data))).await;
+                    (Some(st), n)
+                }
+                Outcome::Failed => (None, 0),
+            };
+            pl.light_update();
+            drop(permit);
+            (status, bytes, r.requests, r.refused)
+        });
+        // Collect finished tasks as we go, so that results never pile up.
+        while let Some(joined) = tasks.try_join_next() {
+            tally(joined, &mut counts);
+        }
+    }
+    drop(tx);
+    while let Some(joined) = tasks.join_next().await {
+        tally(joined, &mut counts);
+    }
+    pl.done();
+    counts
+}
+
+type TaskResult = Result<(Option<BlobStatus>, u64, u64, u64), tokio::task::JoinError>;
+
+fn tally(joined: TaskResult, counts: &mut FetchCounts) {
+    let Ok((status, bytes, requests, refused)) = joined else {
+        counts.failed += 1;
+        return;
+    };
+    counts.requests += requests;
+    counts.retries += requests.saturating_sub(1);
+    counts.refused_bodies += refused;
+    match status {
+        Some(BlobStatus::Ok) => {
+            counts.fetched += 1;
+            counts.fetched_bytes += bytes;
+        }
+        None => counts.failed += 1,
+        _ => {}
+    }
+}
+
+/// What one fetch shard reads.
+pub struct Input {
+    /// The shard's blobs, sorted by sha1, distinct.
+    pub wants: Vec<Want>,
+}
+
+/// Fetches the shard's blobs into its pack store and writes `ctx.out/fetched.parquet`.
+pub fn run(ctx: &Context, input: Input) -> Result<FetchCounts, PhaseError> {
+    let opts = &ctx.config.fetch;
+    let tag = source_tag(&opts.source_id());
+    // Blobs any earlier run stored, under any sharding, are not asked again, unless their
+    // status was recorded against another source or the user asks to retry them.
+    let settled = |rec: crate::store::Record| {
+        rec.status == BlobStatus::Ok || (rec.source == tag && !ctx.retry_missing)
+    };
+    let before = BlobStores::open(&ctx.blobs())?;
+    let todo: Vec<Want> = input
+        .wants
+        .iter()
+        .filter(|w| !before.get(&w.sha1).is_some_and(|(_, r)| settled(r)))
+        .copied()
+        .collect();
+    let already = (input.wants.len() - todo.len()) as u64;
+    drop(before);
+    let mut store = PackStore::open(&ctx.blobs().join(ctx.shard.dir_name()))?;
+    let mut counts = fetch_all(&todo, &mut store, opts, tag)?;
+    drop(store);
+    let after = BlobStores::open(&ctx.blobs())?;
+    let rows: Vec<(Sha1, BlobStatus)> = input
+        .wants
+        .iter()
+        .map(|w| {
+            let st = after
+                .get(&w.sha1)
+                .map_or(BlobStatus::Failed, |(_, r)| r.status);
+            counts.status.bump(st);
+            (w.sha1, st)
+        })
+        .collect();
+    fetched::write(&ctx.out.join(FETCHED), &rows)?;
+    counts.wanted = input.wants.len() as u64;
+    counts.already_stored = already;
+    if counts.failed > 0 {
+        log::warn!(
+            "fetch shard {}: {} blobs failed every attempt; rerun to retry them",
+            ctx.shard,
+            counts.failed
+        );
+    }
+    Ok(counts)
+}
+
+/// The fetch as the pipeline drives it.
+pub struct Step;
+
+impl super::Step for Step {
+    const PHASE: Phase = Phase::Fetch;
+    type Counts = FetchCounts;
+
+    /// The fetch options (the source among them) and the store's damage records: a blob found
+    /// damaged by the export makes the next run fetch it again.
+    fn inputs(config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
+        let options = serde_json::to_string(&config.fetch).unwrap_or_default();
+        let damage = BlobStores::damage_fingerprint(&super::blob_dir(&config.workdir));
+        Ok(Inputs::from([
+            ("fetch_options".to_string(), options),
+            ("blob_damage".to_string(), damage),
+        ]))
+    }
+
+    fn reusable(counts: &FetchCounts, retry_missing: bool) -> bool {
+        counts.failed == 0
+            && !(retry_missing
+                && counts.status.get(BlobStatus::Missing) + counts.status.get(BlobStatus::Corrupt)
+                    > 0)
+    }
+
+    fn run(ctx: &Context) -> Result<FetchCounts, PhaseError> {
+        let joined = join::load(&ctx.upstream(Phase::Content).join(JOIN))?;
+        let mut wants: Vec<Want> = joined
+            .iter()
+            .filter(|(_, k)| k.status == ContentStatus::Visible)
+            .filter_map(|(g, k)| {
+                Some(Want {
+                    sha1: k.sha1?,
+                    sha1_git: *g,
+                    length: k.length?,
+                })
+            })
+            .filter(|w| ctx.shard.owns_sha1(w.sha1.as_bytes()))
+            .collect();
+        wants.sort_by_key(|w| w.sha1);
+        wants.dedup_by_key(|w| w.sha1);
+        run(ctx, Input { wants })
+    }
+
+    fn merge(
+        ctx: &Context,
+        shards: &[PathBuf],
+        summed: FetchCounts,
+    ) -> Result<FetchCounts, PhaseError> {
+        super::concat_shards(shards, FETCHED, ctx.out)?;
+        Ok(summed)
+    }
+}

@@ -1,0 +1,201 @@
+//! Phase 4, **reachable set**: the directories the path walk may enter.
+//!
+//! For each winning revision, a breadth-first search from its root directory over
+//! subdirectories, down to the depth its deepest requested path needs (a path of k
+//! components needs the directories at depths 0 to k-1). Roots are deduplicated (forks share
+//! them) keeping the largest depth, and searched in parallel, deepest first, so that the long
+//! searches start early and threads stay busy.
+//!
+//! Output: [`crate::artifacts::bits`] (`dirs.bits`).
+//!
+//! Memory: the bit-vector (one bit per graph node), and per running search its frontier.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use swh_graph::NodeType;
+
+use crate::artifacts::bits::{self, AtomicBits, DIRS};
+use crate::artifacts::matches::{self, PairMatch};
+use crate::artifacts::plan::Plan;
+use crate::config::Config;
+use crate::graph::ForwardGraph;
+use crate::model::{Counts, Phase, Shard};
+
+use super::{Context, Inputs, PhaseError};
+
+/// Marks the directories reachable from each `(root, depth)`; returns the bits and their count.
+pub fn reachable(
+    graph: &(impl ForwardGraph + Sync),
+    roots: &[(usize, usize)],
+) -> (AtomicBits, u64) {
+    let n = graph.num_nodes();
+    let mut deepest: HashMap<usize, usize> = HashMap::new();
+    for &(r, d) in roots.iter().filter(|(r, _)| *r < n) {
+        let e = deepest.entry(r).or_insert(0);
+        *e = (*e).max(d);
+    }
+    let mut work: Vec<(usize, usize)> = deepest.into_iter().collect();
+    work.sort_by_key(|&(r, d)| (std::cmp::Reverse(d), r));
+    let bits = AtomicBits::new(n);
+    let count = AtomicU64::new(0);
+    let mut pl = dsi_progress_logger::concurrent_progress_logger!(
+        item_name = "root",
+        display_memory = true,
+        expected_updates = Some(work.len())
+    );
+    use dsi_progress_logger::ProgressLog;
+    pl.start("Marking reachable directories");
+    work.par_iter()
+        .for_each_with(pl.clone(), |pl, &(root, depth)| {
+            let mut frontier = vec![root];
+            if bits.set(root) {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            for _ in 1..depth {
+                let mut next = Vec::new();
+                for d in frontier {
+                    for s in graph.successors(d) {
+                        if graph.properties().node_type(s) == NodeType::Directory {
+                            if bits.set(s) {
+                                count.fetch_add(1, Ordering::Relaxed);
+                            }
+                            next.push(s);
+                        }
+                    }
+                }
+                next.sort_unstable();
+                next.dedup();
+                frontier = next;
+                if frontier.is_empty() {
+                    break;
+                }
+            }
+            pl.light_update();
+        });
+    pl.done();
+    (bits, count.into_inner())
+}
+
+/// Per matched pair, its root directory and the depth its deepest path needs.
+pub fn roots(plan: &Plan, pairs: &[PairMatch]) -> Vec<(usize, usize)> {
+    let mut depth = vec![0usize; pairs.len()];
+    for (&pair, &path) in plan.row_pair.iter().zip(&plan.row_path) {
+        if let (Some(d), Some(p)) = (depth.get_mut(pair as usize), plan.paths.get(path as usize)) {
+            *d = (*d).max(p.split('/').count());
+        }
+    }
+    pairs
+        .iter()
+        .zip(&depth)
+        .filter_map(|(pr, &d)| pr.root.map(|r| (r as usize, d)))
+        .collect()
+}
+
+/// Counts of the reachable set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ReachCounts {
+    /// Roots searched (one per matched pair).
+    pub roots: u64,
+    /// Directories marked.
+    pub directories: u64,
+}
+
+impl Counts for ReachCounts {
+    fn add(&mut self, o: &Self) {
+        self.roots += o.roots;
+        self.directories += o.directories;
+    }
+}
+
+/// What the reachable set reads.
+pub struct Input<'a, G> {
+    /// `(root directory, depth)` per matched pair.
+    pub roots: Vec<(usize, usize)>,
+    /// The graph.
+    pub graph: &'a G,
+}
+
+/// Marks the reachable directories into `ctx.out`.
+pub fn run<G: ForwardGraph + Sync>(
+    ctx: &Context,
+    input: Input<G>,
+) -> Result<ReachCounts, PhaseError> {
+    let (marked, count) = reachable(input.graph, &input.roots);
+    let path = ctx.out.join(DIRS);
+    bits::write(&path, &marked.into_words()).map_err(|e| PhaseError::io(&path, e))?;
+    Ok(ReachCounts {
+        roots: input.roots.len() as u64,
+        directories: count,
+    })
+}
+
+/// The reachable set as the pipeline drives it.
+pub struct Step;
+
+impl super::Step for Step {
+    const PHASE: Phase = Phase::Reach;
+    type Counts = ReachCounts;
+
+    fn inputs(_config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
+        Ok(Inputs::new())
+    }
+
+    fn run(ctx: &Context) -> Result<ReachCounts, PhaseError> {
+        let plan = Plan::load(&ctx.upstream(Phase::Plan))?;
+        let pairs = matches::read(&ctx.upstream(Phase::Match).join(matches::PAIRS))?;
+        let graph = crate::graph::open_forward(ctx.graph())?;
+        let roots = roots(&plan, &pairs);
+        run(
+            ctx,
+            Input {
+                roots,
+                graph: &graph,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+    use swh_graph::graph::SwhGraph;
+    use swh_graph::graph_builder::GraphBuilder;
+    use swh_graph::labels::Permission;
+    use swh_graph::SWHID;
+
+    #[test]
+    fn marks_directories_down_to_the_needed_depth_only() {
+        // root -> a -> b -> c, root -> f (file); a second root shares a.
+        let mut g = GraphBuilder::default();
+        let id = |k: &str, n: u8| SWHID::from_str(&format!("swh:1:{k}:{:040x}", n)).unwrap();
+        let root = g.node(id("dir", 1)).unwrap().done();
+        let a = g.node(id("dir", 2)).unwrap().done();
+        let b = g.node(id("dir", 3)).unwrap().done();
+        let c = g.node(id("dir", 4)).unwrap().done();
+        let f = g.node(id("cnt", 5)).unwrap().done();
+        let root2 = g.node(id("dir", 6)).unwrap().done();
+        g.dir_arc(root, a, Permission::Directory, b"a");
+        g.dir_arc(a, b, Permission::Directory, b"b");
+        g.dir_arc(b, c, Permission::Directory, b"c");
+        g.dir_arc(root, f, Permission::Content, b"f");
+        g.dir_arc(root2, a, Permission::Directory, b"a");
+        let g = g.done().unwrap();
+        let set = |roots: &[(usize, usize)]| {
+            let (bits, n) = reachable(&g, roots);
+            let on: Vec<usize> = (0..g.num_nodes()).filter(|&i| bits.get(i)).collect();
+            assert_eq!(on.len() as u64, n);
+            on
+        };
+        // A path of one component needs the root only; of three, two levels below it.
+        assert_eq!(set(&[(root, 1)]), [root]);
+        assert_eq!(set(&[(root, 3)]), [root, a, b]);
+        // Shared subtrees are counted once; the deepest request for a root wins.
+        assert_eq!(set(&[(root, 2), (root2, 2), (root, 1)]), [root, a, root2]);
+        // A root out of the graph is ignored, not a panic.
+        assert_eq!(set(&[(10_000, 3)]), Vec::<usize>::new());
+    }
+}

@@ -1,0 +1,66 @@
+//! Every command of README.md, run exactly as written: the `demo` blocks in a fresh folder,
+//! in order; `scripts/demo.sh` in the clone, as a new user runs it. (The `slurm` block runs
+//! in `tests/slurm.rs`, which starts a cluster; `scripts/test.sh` is what runs this test.)
+
+mod common;
+
+use common::*;
+
+#[test]
+fn every_readme_block_is_run_by_a_test() {
+    let blocks = readme_blocks();
+    assert!(blocks.len() >= 5, "{blocks:?}");
+    for (tag, cmds) in &blocks {
+        assert!(
+            ["scripts", "demo", "slurm"].contains(&tag.as_str()),
+            "README block without a known readme-test tag: {cmds:?}"
+        );
+        assert!(!cmds.is_empty());
+    }
+    let scripts: Vec<&Vec<String>> = blocks
+        .iter()
+        .filter(|(t, _)| t == "scripts")
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(
+        scripts,
+        [&vec![
+            "scripts/demo.sh".to_string(),
+            "scripts/test.sh".to_string()
+        ]]
+    );
+}
+
+#[test]
+fn readme_demo_commands_run_as_written() {
+    let tmp = tempdir();
+    for (tag, cmds) in readme_blocks() {
+        if tag != "demo" {
+            continue;
+        }
+        for cmd in cmds {
+            let o = run_readme_command(tmp.path(), &cmd, &[]);
+            assert!(
+                o.status.success(),
+                "README command failed: {cmd}\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    assert!(tmp.path().join("demo-archive/work/export").is_dir());
+    assert!(tmp.path().join("my-archive/archive.json").is_file());
+}
+
+#[test]
+fn scripts_demo_sh_runs_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = run_readme_command(root, "scripts/demo.sh", &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "scripts/demo.sh: {}{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("dataset: "), "{out}");
+    assert!(out.contains("disagreed 0"), "{out}");
+}
