@@ -33,7 +33,7 @@ use crate::model::Phase;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -132,13 +132,16 @@ impl Default for FetchOptions {
 }
 
 impl FetchOptions {
-    /// What identifies the blob source: a blob missing from one source may be present in
-    /// another, so statuses recorded against one are retried against another.
+    /// What identifies the blob source (store, endpoint, region, signing): a blob missing
+    /// from one source may be present in another, so statuses recorded against one are
+    /// retried against another. The other options change how, not what, is fetched.
     pub fn source_id(&self) -> String {
         format!(
-            "{} {}",
+            "{} {} {} {}",
             self.store,
-            self.endpoint.as_deref().unwrap_or_default()
+            self.endpoint.as_deref().unwrap_or_default(),
+            self.region,
+            if self.signed { "signed" } else { "unsigned" }
         )
     }
 }
@@ -356,6 +359,13 @@ impl Config {
     /// Checks every value; on failure, the dotted key and what is wrong.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, reason: String| Err((key.to_string(), reason));
+        let at_most = |key: &str, v: u64, max: u64| {
+            if v > max {
+                fail(key, format!("must be at most {max}, got {v}"))
+            } else {
+                Ok(())
+            }
+        };
         let at_least_one = |key: &str, v: u64| {
             if v == 0 {
                 fail(key, "must be at least 1, got 0".into())
@@ -397,8 +407,9 @@ impl Config {
             return fail("fetch.store", format!("{:?} names no bucket", f.store));
         }
         at_least_one("fetch.concurrency", f.concurrency as u64)?;
+        at_most("fetch.concurrency", f.concurrency as u64, 100_000)?;
         at_least_one("fetch.attempts", f.attempts as u64)?;
-        if !(f.timeout_secs.is_finite() && f.timeout_secs > 0.0) {
+        if !(f.timeout_secs.is_finite() && f.timeout_secs > 0.0 && f.timeout_secs <= 1e6) {
             return fail(
                 "fetch.timeout_secs",
                 format!(
@@ -413,9 +424,13 @@ impl Config {
         at_least_one("export.rows_per_file", self.export.rows_per_file as u64)?;
         let s = &self.shards;
         at_least_one("shards.scan", s.scan as u64)?;
+        at_most("shards.scan", s.scan as u64, 1_000_000)?;
         at_least_one("shards.labels", s.labels as u64)?;
+        at_most("shards.labels", s.labels as u64, 1_000_000)?;
         at_least_one("shards.content", s.content as u64)?;
+        at_most("shards.content", s.content as u64, 1_000_000)?;
         at_least_one("shards.fetch", s.fetch as u64)?;
+        at_most("shards.fetch", s.fetch as u64, 1_000_000)?;
         at_least_one("shards.chunk_nodes", s.chunk_nodes as u64)?;
         for (name, r) in std::iter::once(("default", &self.slurm.default))
             .chain(self.slurm.phases.iter().map(|(k, v)| (k.as_str(), v)))
@@ -447,10 +462,13 @@ impl Config {
             .collect()
     }
 
-    /// A stable hash of the options, recorded in checkpoints so that a changed option redoes
-    /// the phases it affects.
-    pub fn options_hash(&self) -> String {
-        let text = serde_json::to_string(&self.options).unwrap_or_default();
+    /// A stable fingerprint of the options that change what the origin match decides,
+    /// recorded in checkpoints so that changing one redoes the phases it affects (and
+    /// changing one that only changes speed, such as `threads`, redoes nothing).
+    pub fn match_fingerprint(&self) -> String {
+        let o = &self.options;
+        let text =
+            serde_json::to_string(&(&o.url_templates, o.origin_search_budget)).unwrap_or_default();
         crate::model::hashes::hex(&crate::model::hashes::git_object_id(
             "options",
             text.as_bytes(),

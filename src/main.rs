@@ -332,9 +332,12 @@ fn archive_command(out: &mut impl Write, cmd: ArchiveCommand) -> Result<()> {
         }
         ArchiveCommand::Info { dir } => info(out, &dir),
         ArchiveCommand::Synth { out: dir, size } => {
-            archive::synth::build_synth(&dir, &size)?;
-            let secs = started.elapsed().as_secs_f64();
-            eprintln!("built {} in {secs:.1}s", dir.display());
+            if archive::synth::build_synth(&dir, &size)?.built {
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!("built {} in {secs:.1}s", dir.display());
+            } else {
+                eprintln!("{} already holds this synthetic archive", dir.display());
+            }
             info(out, &dir)
         }
     }
@@ -421,7 +424,7 @@ fn verify(out: &mut impl Write, config: &Path, sample: usize, seed: u64) -> Resu
     let p = Pipeline::open(cfg.clone())?;
     p.check_done(Phase::Walk)?;
     let dir = p.workdir().phase_dir(Phase::Walk.name());
-    let graph = unearth::graph::open_matching(&cfg.graph)?;
+    let graph = unearth::graph::open_labelled(&cfg.graph)?;
     let r = unearth::verify::verify(&graph, &dir, &cfg.options.url_templates, sample, seed)?;
     let disagreed = r.disagreements.len();
     writeln!(

@@ -17,7 +17,7 @@ use swh_graph::labels::EdgeLabel;
 use swh_graph::{NodeType, SWHID};
 
 use crate::artifacts::resolved;
-use crate::graph::MatchGraph;
+use crate::graph::LabelledGraph;
 use crate::phases::matching::{origin_node, url_variants};
 use crate::table::{self, TableError};
 
@@ -99,7 +99,7 @@ fn count_rows(dir: &Path) -> Result<usize, TableError> {
 
 /// Walks `path` from revision `rev_hex` with random-access labelled successors.
 fn walk_random_access(
-    graph: &impl MatchGraph,
+    graph: &impl LabelledGraph,
     rev_hex: &str,
     path: &str,
 ) -> (String, Option<String>) {
@@ -156,7 +156,7 @@ fn walk_random_access(
 
 /// Verifies `sample_size` rows of the resolved output in `resolved_dir`.
 pub fn verify(
-    graph: &impl MatchGraph,
+    graph: &impl LabelledGraph,
     resolved_dir: &Path,
     templates: &[String],
     sample_size: usize,

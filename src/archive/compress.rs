@@ -20,7 +20,6 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
 use dsi_bitstream::prelude::BE;
 use dsi_progress_logger::{progress_logger, ProgressLog};
 use rayon::prelude::*;
@@ -30,6 +29,68 @@ use swh_graph::mph::{LoadableSwhidMphf, SwhidFmphgo, SwhidMphf};
 use swh_graph::person::{DynPersonMphf, LoadablePersonMphf};
 use swh_graph::webgraph::prelude::*;
 use swh_graph::{NodeType, SWHID};
+
+/// What can go wrong in a step: swh-graph's own errors, I/O, or ours, with context.
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// An error of the compression: what was being done, and the error behind it.
+#[derive(Debug)]
+pub struct CompressError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for CompressError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CompressError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+fn fail(message: impl Into<String>) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(CompressError {
+        message: message.into(),
+        source: None,
+    })
+}
+
+/// Adds what was being done to an error (or a missing value).
+trait Context<T> {
+    fn context(self, message: &str) -> Result<T>;
+    fn with_context(self, message: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: Into<Box<dyn std::error::Error + Send + Sync>>> Context<T>
+    for std::result::Result<T, E>
+{
+    fn context(self, message: &str) -> Result<T> {
+        self.with_context(|| message.to_string())
+    }
+    fn with_context(self, message: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| {
+            Box::new(CompressError {
+                message: message(),
+                source: Some(e.into()),
+            }) as Box<dyn std::error::Error + Send + Sync>
+        })
+    }
+}
+
+impl<T> Context<T> for Option<T> {
+    fn context(self, message: &str) -> Result<T> {
+        self.ok_or_else(|| fail(message))
+    }
+    fn with_context(self, message: impl FnOnce() -> String) -> Result<T> {
+        self.ok_or_else(|| fail(message()))
+    }
+}
 
 /// Bytes each sorting thread buffers before it spills a sorted run to disk.
 const SORT_BUFFER: usize = 256 << 20;
@@ -214,7 +275,9 @@ impl Compression {
         pl.start("Sorting SWHIDs");
         let sorted = swh_graph::utils::sort::par_sort_swhids(swhids, pl, SORT_BUFFER)?;
         if let Some(text) = bad.lock().ok().and_then(|mut b| b.take()) {
-            anyhow::bail!("the ORC tables hold an id that is not a SWHID: {text:?}");
+            return Err(fail(format!(
+                "the ORC tables hold an id that is not a SWHID: {text:?}"
+            )));
         }
         let mut per_type = [0usize; NodeType::NUMBER_OF_TYPES];
         {
@@ -225,7 +288,9 @@ impl Compression {
             }
         }
         let num_nodes: usize = per_type.iter().sum();
-        ensure!(num_nodes > 0, "the archive has no object");
+        if num_nodes == 0 {
+            return Err(fail("the archive has no object"));
+        }
         let mut lines: Vec<String> = self
             .types
             .iter()
@@ -446,7 +511,7 @@ impl Compression {
         )?)?);
         for line in reader.lines() {
             fcl.push(line?.into_bytes())
-                .map_err(|e| anyhow::anyhow!("Could not add a label to the list: {e:?}"))?;
+                .map_err(|e| fail(format!("Could not add a label to the list: {e:?}")))?;
         }
         fcl.dump(self.suffixed(".labels.fcl"))?;
         Ok(())

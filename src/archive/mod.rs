@@ -78,7 +78,7 @@ pub enum ArchiveError {
         reason: String,
     },
     /// A file that could not be written.
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -94,8 +94,8 @@ pub enum ArchiveError {
         reason: String,
     },
     /// swh-graph's compression failed.
-    #[error("graph compression failed: {0}")]
-    Compress(String),
+    #[error("graph compression failed")]
+    Compress(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Anything else, with its message.
     #[error("{0}")]
     Other(String),
@@ -364,15 +364,27 @@ pub fn existing_archive(out: &Path) -> Result<Option<Manifest>, ArchiveError> {
             if empty {
                 return Ok(None);
             }
-            Manifest::read(out).map(Some).ok_or_else(|| {
-                refuse(
-                    "it is not empty and holds no finished archive (no archive.json); choose a \
-                     new or empty folder",
-                )
-            })
+            // An update interrupted half-way left the old manifest in its marker: the folder is
+            // still that archive, and the next build of the same inputs completes the update.
+            Manifest::read(out)
+                .or_else(|| {
+                    let text = std::fs::read_to_string(out.join(UPDATE_MARKER)).ok()?;
+                    serde_json::from_str(&text).ok()
+                })
+                .map(Some)
+                .ok_or_else(|| {
+                    refuse(
+                        "it is not empty and holds no finished archive (no archive.json); \
+                         choose a new or empty folder",
+                    )
+                })
         }
     }
 }
+
+/// Written into an archive folder while an update replaces its entries: the manifest of the
+/// archive being replaced, so that an interrupted update is still recognised as ours.
+const UPDATE_MARKER: &str = ".unearth-update.json";
 
 /// A temporary folder beside the final one, moved into place by [`Staging::commit`] and
 /// removed if dropped before.
@@ -433,7 +445,14 @@ impl Staging {
             return Ok(());
         }
         let manifest = self.out.join(MANIFEST);
+        let marker = self.out.join(UPDATE_MARKER);
         if manifest.exists() {
+            // The old manifest moves into the marker first (write, then remove): at every
+            // moment the folder names the archive it holds.
+            let old = std::fs::read(&manifest).map_err(|e| bad(e.to_string()))?;
+            let tmp_marker = self.out.join(format!("{UPDATE_MARKER}.tmp"));
+            std::fs::write(&tmp_marker, old).map_err(|e| bad(e.to_string()))?;
+            std::fs::rename(&tmp_marker, &marker).map_err(|e| bad(e.to_string()))?;
             std::fs::remove_file(&manifest).map_err(|e| bad(e.to_string()))?;
         }
         let trash = self.tmp.with_file_name(format!(
@@ -448,16 +467,31 @@ impl Staging {
             .collect();
         names.sort();
         names.push(MANIFEST.into());
+        let mut moved: Vec<std::ffi::OsString> = Vec::new();
         for name in names {
             let (from, to) = (self.tmp.join(&name), self.out.join(&name));
             if !from.exists() {
                 continue;
             }
-            if to.exists() {
-                std::fs::rename(&to, trash.join(&name)).map_err(|e| bad(e.to_string()))?;
+            let step = || -> std::io::Result<()> {
+                if to.exists() {
+                    std::fs::rename(&to, trash.join(&name))?;
+                }
+                std::fs::rename(&from, &to)
+            };
+            if let Err(e) = step() {
+                // Put back what was replaced so far; the marker keeps naming the old archive.
+                for n in moved.iter().rev() {
+                    let _ = std::fs::rename(self.out.join(n), self.tmp.join(n));
+                    let _ = std::fs::rename(trash.join(n), self.out.join(n));
+                }
+                let _ = std::fs::rename(trash.join(&name), self.out.join(&name));
+                let _ = std::fs::rename(&marker, &manifest);
+                return Err(bad(e.to_string()));
             }
-            std::fs::rename(&from, &to).map_err(|e| bad(e.to_string()))?;
+            moved.push(name);
         }
+        let _ = std::fs::remove_file(&marker);
         let _ = std::fs::remove_dir_all(&trash);
         let _ = std::fs::remove_dir_all(&self.tmp);
         self.committed = true;
@@ -511,7 +545,7 @@ pub fn build(out: &Path, opts: &BuildOptions, note: &str) -> Result<BuildOutcome
                     .into(),
             });
         }
-        if up_to_date(&existing, &inputs) {
+        if existing.format_version == FORMAT_VERSION && up_to_date(&existing, &inputs) {
             return Ok(BuildOutcome {
                 manifest: existing,
                 built: false,
@@ -573,7 +607,7 @@ fn compress_into(dir: &Path) -> Result<compress::GraphSummary, ArchiveError> {
         std::fs::create_dir_all(d).map_err(|e| ArchiveError::io(d, e))?;
     }
     let summary = compress::compress(&layout.orc(), &layout.graph(), &scratch)
-        .map_err(|e| ArchiveError::Compress(format!("{e:#}")))?;
+        .map_err(ArchiveError::Compress)?;
     std::fs::remove_dir_all(&scratch).map_err(|e| ArchiveError::io(&scratch, e))?;
     Ok(summary)
 }

@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::gitwrite::{gix_err, RepoWriter};
-use super::{build_into, ArchiveError, BuildOptions, Manifest, RepoSpec, Staging};
+use super::{build_into, ArchiveError, BuildOptions, BuildOutcome, RepoSpec, Staging};
 
 /// Size of a synthetic archive (also the options of `unearth archive synth`).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -241,10 +241,15 @@ fn write_rows(
 }
 
 /// Generates the repositories and metadata and builds the archive into `out` (replaced).
-pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<Manifest, ArchiveError> {
+pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<BuildOutcome, ArchiveError> {
     let note = format!("unearth synth {o:?}");
     match super::existing_archive(out)? {
-        Some(m) if m.note == note => return Ok(m),
+        Some(m) if m.note == note => {
+            return Ok(BuildOutcome {
+                manifest: m,
+                built: false,
+            })
+        }
         Some(_) => {
             return Err(ArchiveError::Output {
                 path: out.to_owned(),
@@ -346,5 +351,8 @@ pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<Manifest, ArchiveErro
     // and nothing reads them once the archive is built.
     std::fs::remove_dir_all(&repos_dir).map_err(|e| ArchiveError::io(&repos_dir, e))?;
     staging.commit()?;
-    Ok(manifest)
+    Ok(BuildOutcome {
+        manifest,
+        built: true,
+    })
 }

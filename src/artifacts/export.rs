@@ -10,42 +10,91 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{ArrayRef, BinaryArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::resolved::{rename_inputs, WALK_COLUMNS};
-use crate::model::CountMap;
+use crate::model::{CountMap, RowStatus, Status};
 use crate::table::{self, TableError};
 
 /// The summary file.
 pub const SUMMARY: &str = "summary.json";
 
-/// The columns the export adds after the resolved ones, with their types.
-pub fn added_columns(include_binary: bool) -> Vec<(&'static str, DataType)> {
-    let mut cols = vec![
-        ("status", DataType::Utf8),
-        ("sha1", DataType::Utf8),
-        ("size", DataType::UInt64),
-        ("language", DataType::Utf8),
-        ("content", DataType::Utf8),
-    ];
-    if include_binary {
-        cols.push(("content_bytes", DataType::Binary));
+/// The values the export adds to a batch of resolved rows, one entry per row: the only place
+/// these columns are named, typed and ordered.
+#[derive(Debug, Default)]
+pub struct Added {
+    /// Final status.
+    pub status: Vec<RowStatus>,
+    /// sha1 (hex), when the content join knows it.
+    pub sha1: Vec<Option<String>>,
+    /// Content length.
+    pub size: Vec<Option<u64>>,
+    /// Language from the file name.
+    pub language: Vec<Option<&'static str>>,
+    /// UTF-8 text.
+    pub content: Vec<Option<String>>,
+    /// Bytes of non-UTF-8 contents (kept only with `include_binary`).
+    pub content_bytes: Vec<Option<Vec<u8>>>,
+    /// Mean line length.
+    pub avg_line_length: Vec<Option<f64>>,
+    /// Longest line.
+    pub max_line_length: Vec<Option<u64>>,
+    /// Share of alphanumeric characters.
+    pub alphanum_fraction: Vec<Option<f64>>,
+}
+
+impl Added {
+    /// The added columns' names and types, in order.
+    pub fn fields(include_binary: bool) -> Vec<Field> {
+        let mut cols = vec![
+            ("status", DataType::Utf8),
+            ("sha1", DataType::Utf8),
+            ("size", DataType::UInt64),
+            ("language", DataType::Utf8),
+            ("content", DataType::Utf8),
+        ];
+        if include_binary {
+            cols.push(("content_bytes", DataType::Binary));
+        }
+        cols.extend([
+            ("avg_line_length", DataType::Float64),
+            ("max_line_length", DataType::UInt64),
+            ("alphanum_fraction", DataType::Float64),
+        ]);
+        cols.into_iter()
+            .map(|(n, t)| Field::new(n, t, true))
+            .collect()
     }
-    cols.extend([
-        ("avg_line_length", DataType::Float64),
-        ("max_line_length", DataType::UInt64),
-        ("alphanum_fraction", DataType::Float64),
-    ]);
-    cols
+
+    /// The added columns' arrays, in the order of [`Added::fields`].
+    pub fn into_arrays(self, include_binary: bool) -> Vec<ArrayRef> {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                self.status.iter().map(|s| s.as_str()),
+            )),
+            Arc::new(StringArray::from(self.sha1)),
+            Arc::new(UInt64Array::from(self.size)),
+            Arc::new(StringArray::from(self.language)),
+            Arc::new(StringArray::from(self.content)),
+        ];
+        if include_binary {
+            let raw: BinaryArray = self.content_bytes.iter().map(|b| b.as_deref()).collect();
+            cols.push(Arc::new(raw));
+        }
+        cols.push(Arc::new(Float64Array::from(self.avg_line_length)));
+        cols.push(Arc::new(UInt64Array::from(self.max_line_length)));
+        cols.push(Arc::new(Float64Array::from(self.alphanum_fraction)));
+        cols
+    }
 }
 
 /// The export schema for resolved rows of schema `resolved`.
 pub fn schema(resolved: &Schema, include_binary: bool) -> SchemaRef {
-    let added = added_columns(include_binary);
+    let added = Added::fields(include_binary);
     let mut reserved: Vec<&str> = WALK_COLUMNS.to_vec();
     reserved.push("resolution_status");
-    reserved.extend(added.iter().map(|(n, _)| *n));
+    reserved.extend(added.iter().map(|f| f.name().as_str()));
     // The resolved file's input columns are those that are not the walk's own.
     let inputs: Vec<&str> = resolved
         .fields()
@@ -66,9 +115,7 @@ pub fn schema(resolved: &Schema, include_binary: bool) -> SchemaRef {
         };
         fields.push(f.as_ref().clone().with_name(new));
     }
-    for (name, ty) in added {
-        fields.push(Field::new(name, ty, true));
-    }
+    fields.extend(added);
     Arc::new(Schema::new(fields))
 }
 

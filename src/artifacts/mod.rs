@@ -44,6 +44,9 @@ pub fn concat(files: &[PathBuf], out: &Path) -> Result<(), TableError> {
     }
     match writer {
         Some(w) => w.close(),
-        None => Err(TableError::column(out, "", "no file to concatenate")),
+        None => Err(TableError::io(
+            out,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no file to concatenate"),
+        )),
     }
 }

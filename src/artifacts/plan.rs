@@ -153,14 +153,9 @@ impl Plan {
         let rows_path = dir.join(ROWS);
         let rows = table::read(&rows_path)?;
         let pairs = read_pairs(dir)?;
-        let paths_path = dir.join(PATHS);
-        let paths = table::read(&paths_path)?;
         let row_pair = table::u32s(&rows, &rows_path, "pair_id")?;
         let row_path = table::u32s(&rows, &rows_path, "path_id")?;
-        let paths: Vec<String> = table::strings(&paths, &paths_path, "path")?
-            .into_iter()
-            .map(Option::unwrap_or_default)
-            .collect();
+        let paths = read_paths(dir)?;
         // Ids index the other tables: check them once here, so that no later phase can index
         // out of bounds on a damaged plan.
         for (&pair, &path) in row_pair.iter().zip(&row_path) {

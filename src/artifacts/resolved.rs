@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::model::{RowStatus, Sha1Git, Status};
 use crate::table::{self, TableError};
 
-/// The columns the walk writes besides the input's, in order.
+/// The columns the walk writes besides the input's: `row_id` first, then these, in order.
 pub const WALK_COLUMNS: [&str; 8] = [
     "row_id",
     "origin_url",
@@ -28,6 +28,14 @@ pub const WALK_COLUMNS: [&str; 8] = [
     "status",
     "candidates",
 ];
+
+/// The type of each of [`WALK_COLUMNS`] after `row_id`.
+fn walk_type(name: &str) -> DataType {
+    match name {
+        "permissions" | "candidates" => DataType::UInt32,
+        _ => DataType::Utf8,
+    }
+}
 
 /// Name of the resolved file of input file number `i`.
 pub fn file_name(i: usize) -> String {
@@ -112,19 +120,13 @@ impl ResolvedWriter {
             input.fields().iter().map(|f| f.name().as_str()),
             &WALK_COLUMNS,
         );
+        // Input fields are nullable in the output whatever the part said, so that every part
+        // of a dataset has one schema.
         for (f, name) in input.fields().iter().zip(names) {
-            fields.push(f.as_ref().clone().with_name(name));
+            fields.push(f.as_ref().clone().with_name(name).with_nullable(true));
         }
-        for (name, ty) in [
-            ("origin_url", DataType::Utf8),
-            ("snapshot", DataType::Utf8),
-            ("revision", DataType::Utf8),
-            ("sha1_git", DataType::Utf8),
-            ("permissions", DataType::UInt32),
-            ("status", DataType::Utf8),
-            ("candidates", DataType::UInt32),
-        ] {
-            fields.push(Field::new(name, ty, true));
+        for name in &WALK_COLUMNS[1..] {
+            fields.push(Field::new(*name, walk_type(name), true));
         }
         let schema = Arc::new(Schema::new(fields));
         let writer = table::Writer::create(path, schema.clone())?;

@@ -7,8 +7,9 @@
 //! | phase | opens |
 //! |---|---|
 //! | scan, walk | [`NodeMaps`]: `node2type` and `node2swhid` only |
-//! | match, verify | [`open_matching`]: both directions, maps (MPH included), labels and their names |
-//! | reach | [`open_forward`]: forward arcs and node types |
+//! | match | [`open_matching`]: both directions, maps (MPH included), labels and their names |
+//! | verify | [`open_labelled`]: forward arcs, maps, labels and their names |
+//! | reach | [`open_forward`] and [`NodeMaps`]: forward arcs and node types |
 //! | labels | [`labels`]: the labels file, its offsets and the forward BV graph |
 //!
 //! Everything is memory-mapped; nothing is allocated per node. Graphs from SWH (the example
@@ -20,8 +21,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use swh_graph::graph::{
-    SwhBackwardGraph, SwhBidirectionalGraph, SwhForwardGraph, SwhGraphWithProperties,
-    SwhLabeledForwardGraph, SwhUnidirectionalGraph,
+    SwhBackwardGraph, SwhBidirectionalGraph, SwhGraphWithProperties, SwhLabeledForwardGraph,
+    SwhUnidirectionalGraph,
 };
 use swh_graph::map::{Node2SWHID, Node2Type};
 use swh_graph::mph::DynMphf;
@@ -32,26 +33,24 @@ use swh_graph::NodeType;
 /// [`SwhFullGraph`](swh_graph::graph::SwhFullGraph), which is what [`open`] returns.
 pub use swh_graph::graph::SwhFullGraph as FullGraph;
 
-/// What the origin match and `verify` use: arcs both ways, node maps (MPH, types, SWHIDs),
-/// forward labels and label names.
-pub trait MatchGraph:
+/// What `verify` uses: forward arcs and their labels, node maps (MPH, types, SWHIDs) and
+/// label names.
+pub trait LabelledGraph:
     SwhLabeledForwardGraph
-    + SwhBackwardGraph
     + SwhGraphWithProperties<Maps: properties::Maps, LabelNames: properties::LabelNames>
 {
 }
 
-impl<G> MatchGraph for G where
+impl<G> LabelledGraph for G where
     G: SwhLabeledForwardGraph
-        + SwhBackwardGraph
         + SwhGraphWithProperties<Maps: properties::Maps, LabelNames: properties::LabelNames>
 {
 }
 
-/// What the reachable-set search uses: forward arcs and node types.
-pub trait ForwardGraph: SwhForwardGraph + SwhGraphWithProperties<Maps: properties::Maps> {}
+/// What the origin match uses: a [`LabelledGraph`] with backward arcs too.
+pub trait MatchGraph: LabelledGraph + SwhBackwardGraph {}
 
-impl<G> ForwardGraph for G where G: SwhForwardGraph + SwhGraphWithProperties<Maps: properties::Maps> {}
+impl<G> MatchGraph for G where G: LabelledGraph + SwhBackwardGraph {}
 
 /// `base` with `suffix` appended to its file name (`graph` + `.properties`).
 pub fn suffixed(base: &Path, suffix: &str) -> PathBuf {
@@ -60,23 +59,42 @@ pub fn suffixed(base: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Errors of graph loading.
+/// Errors of graph loading and reading.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot load the compressed graph {basename}")]
-pub struct GraphError {
-    /// The basename, e.g. `archive/graph/graph`.
-    pub basename: PathBuf,
-    /// What failed, with its causes.
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
+pub enum GraphError {
+    /// The graph (or one of its files) cannot be loaded.
+    #[error("cannot load the compressed graph {basename}")]
+    Load {
+        /// The basename, e.g. `archive/graph/graph`.
+        basename: PathBuf,
+        /// What failed, with its causes.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A file of the graph holds what its format does not allow.
+    #[error("{path}: {reason}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl GraphError {
     /// An error loading `base`.
     pub fn new(base: &Path, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self {
+        GraphError::Load {
             basename: base.to_owned(),
             source: source.into(),
+        }
+    }
+
+    /// A file of the graph that cannot be read as its format says.
+    pub fn damaged(path: &Path, reason: impl Into<String>) -> Self {
+        GraphError::Damaged {
+            path: path.to_owned(),
+            reason: reason.into(),
         }
     }
 }
@@ -111,14 +129,21 @@ pub fn open_matching(base: &Path) -> Result<impl MatchGraph + Send + Sync, Graph
         .map_err(|e| GraphError::new(base, e))
 }
 
-/// Loads what the reachable-set search needs: forward arcs and node maps.
-pub fn open_forward(base: &Path) -> Result<impl ForwardGraph + Send + Sync, GraphError> {
+/// Loads what `verify` needs: forward arcs, maps, labels and label names.
+pub fn open_labelled(base: &Path) -> Result<impl LabelledGraph + Send + Sync, GraphError> {
     SwhUnidirectionalGraph::new(base)
         .and_then(|g| {
             g.init_properties()
-                .load_properties(|p| p.load_maps::<DynMphf>())
+                .load_properties(|p| p.load_maps::<DynMphf>()?.load_label_names())
         })
+        .and_then(|g| g.load_labels())
         .map_err(|e| GraphError::new(base, e))
+}
+
+/// Loads the forward arcs alone (the BV graph), which the reachable-set search uses with
+/// [`NodeMaps`] for node types.
+pub fn open_forward(base: &Path) -> Result<SwhUnidirectionalGraph<()>, GraphError> {
+    SwhUnidirectionalGraph::new(base).map_err(|e| GraphError::new(base, e))
 }
 
 /// `node2type` and `node2swhid`, memory-mapped: the node tables sequential passes read.

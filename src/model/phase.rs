@@ -168,9 +168,22 @@ impl fmt::Display for Phase {
 }
 
 /// An unknown phase name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown phase {0:?}; phases are plan, scan, match, reach, labels, walk, content, fetch, export")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownPhase(pub String);
+
+impl fmt::Display for UnknownPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Phase::ALL.iter().map(|p| p.name()).collect();
+        write!(
+            f,
+            "unknown phase {:?}; phases are {}",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownPhase {}
 
 impl FromStr for Phase {
     type Err = UnknownPhase;

@@ -24,9 +24,9 @@ impl Shard {
 
     /// The part of `0..len` this shard covers (contiguous, sizes differ by at most one).
     pub fn range(&self, len: usize) -> Range<usize> {
-        let start = len * self.index / self.count;
-        let end = len * (self.index + 1) / self.count;
-        start..end
+        // In 128 bits: len × count does not overflow for any count a configuration allows.
+        let at = |i: usize| (len as u128 * i as u128 / self.count.max(1) as u128) as usize;
+        at(self.index)..at(self.index + 1)
     }
 
     /// Whether a sha1 belongs to this shard (shards split the first two bytes evenly).

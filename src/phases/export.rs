@@ -16,11 +16,9 @@
 //!
 //! Memory: one input batch and its contents, plus the join and store indexes.
 
-use std::sync::Arc;
+use arrow::array::{ArrayRef, BooleanArray};
 
-use arrow::array::{ArrayRef, BinaryArray, BooleanArray, Float64Array, StringArray, UInt64Array};
-
-use crate::artifacts::export::{self as parts, PartWriter};
+use crate::artifacts::export::{self as parts, Added, PartWriter};
 use crate::artifacts::join::{self, JoinMap, JOIN};
 use crate::artifacts::resolved::{self, ResolvedBatch};
 use crate::config::{Config, ExportOptions};
@@ -82,7 +80,7 @@ impl Counts for ExportCounts {
     }
 }
 
-/// The export's columns for one batch of resolved rows.
+/// The export's columns for one batch of resolved rows, and their final statuses.
 fn columns(
     b: &ResolvedBatch,
     join: &JoinMap,
@@ -90,15 +88,14 @@ fn columns(
     opts: &ExportOptions,
 ) -> Result<(Vec<ArrayRef>, Vec<RowStatus>), PhaseError> {
     let paths = b.strings("rel_path").unwrap_or_default();
-    let mut statuses = Vec::with_capacity(b.len());
-    let mut texts: Vec<Option<String>> = Vec::with_capacity(b.len());
-    let mut bytes: Vec<Option<Vec<u8>>> = Vec::new();
-    let (mut sha1s, mut sizes) = (Vec::with_capacity(b.len()), Vec::with_capacity(b.len()));
+    let mut added = Added::default();
     for i in 0..b.len() {
         let (st, data) = content_status(b.status[i], b.sha1_git[i], join, store)?;
         let known = b.sha1_git[i].and_then(|s| join.get(&s));
-        sha1s.push(known.and_then(|k| k.sha1).map(|s| s.to_hex()));
-        sizes.push(known.and_then(|k| k.length));
+        added
+            .sha1
+            .push(known.and_then(|k| k.sha1).map(|s| s.to_hex()));
+        added.size.push(known.and_then(|k| k.length));
         let (st, text, raw) = match data {
             Some(d) => match String::from_utf8(d) {
                 Ok(t) => (st, Some(t), None),
@@ -106,39 +103,20 @@ fn columns(
             },
             None => (st, None, None),
         };
-        statuses.push(st);
-        texts.push(text);
-        bytes.push(raw);
+        let q = text.as_deref().map(quality);
+        added.avg_line_length.push(q.map(|q| q.avg_line_length));
+        added.max_line_length.push(q.map(|q| q.max_line_length));
+        added.alphanum_fraction.push(q.map(|q| q.alphanum_fraction));
+        added
+            .language
+            .push(paths.get(i).copied().flatten().and_then(language));
+        added.status.push(st);
+        added.content.push(text);
+        added.content_bytes.push(raw);
     }
-    let q: Vec<Option<super::language::Quality>> =
-        texts.iter().map(|t| t.as_deref().map(quality)).collect();
+    let statuses = added.status.clone();
     let mut cols: Vec<ArrayRef> = b.batch.columns().to_vec();
-    cols.push(Arc::new(StringArray::from_iter_values(
-        statuses.iter().map(|s| {
-            use crate::model::Status;
-            s.as_str()
-        }),
-    )));
-    cols.push(Arc::new(StringArray::from(sha1s)));
-    cols.push(Arc::new(UInt64Array::from(sizes)));
-    let langs: Vec<Option<&str>> = (0..b.len())
-        .map(|i| paths.get(i).copied().flatten().and_then(language))
-        .collect();
-    cols.push(Arc::new(StringArray::from(langs)));
-    cols.push(Arc::new(StringArray::from(texts)));
-    if opts.include_binary {
-        let raw: BinaryArray = bytes.iter().map(|b| b.as_deref()).collect();
-        cols.push(Arc::new(raw));
-    }
-    cols.push(Arc::new(Float64Array::from_iter(
-        q.iter().map(|q| q.map(|q| q.avg_line_length)),
-    )));
-    cols.push(Arc::new(UInt64Array::from_iter(
-        q.iter().map(|q| q.map(|q| q.max_line_length)),
-    )));
-    cols.push(Arc::new(Float64Array::from_iter(
-        q.iter().map(|q| q.map(|q| q.alphanum_fraction)),
-    )));
+    cols.extend(added.into_arrays(opts.include_binary));
     Ok((cols, statuses))
 }
 

@@ -169,6 +169,8 @@ pub fn fetch_all(
         .build()
         .map_err(|e| PhaseError::io(store.dir(), e))?;
     let source = runtime.block_on(Source::from_options(opts))?;
+    let store_dir = store.dir().to_owned();
+    let store_dir = store_dir.as_path();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Stored>(64);
     let counts = std::thread::scope(|s| -> Result<FetchCounts, PhaseError> {
         // The writer: the only place the store is written, in arrival order.
@@ -188,7 +190,10 @@ pub fn fetch_all(
         match writer.join() {
             Ok(r) => r?,
             Err(_) => {
-                return Err(PhaseError::Changed("the blob store writer stopped".into()));
+                return Err(PhaseError::io(
+                    store_dir,
+                    std::io::Error::other("the blob store's writer thread stopped"),
+                ));
             }
         }
         Ok(counts)
@@ -330,13 +335,13 @@ impl super::Step for Step {
     const PHASE: Phase = Phase::Fetch;
     type Counts = FetchCounts;
 
-    /// The fetch options (the source among them) and the store's damage records: a blob found
-    /// damaged by the export makes the next run fetch it again.
+    /// The blob source and the store's damage records: a blob found damaged by the export
+    /// makes the next run fetch it again. (Concurrency, attempts and timeouts change how
+    /// blobs are fetched, not which, and are left out.)
     fn inputs(config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
-        let options = serde_json::to_string(&config.fetch).unwrap_or_default();
         let damage = BlobStores::damage_fingerprint(&super::blob_dir(&config.workdir));
         Ok(Inputs::from([
-            ("fetch_options".to_string(), options),
+            ("fetch_source".to_string(), config.fetch.source_id()),
             ("blob_damage".to_string(), damage),
         ]))
     }

@@ -132,7 +132,7 @@ pub fn pass(
     dense_fraction: f64,
 ) -> Result<(Vec<Entry>, LabelCounts), PhaseError> {
     let started = std::time::Instant::now();
-    let bad = |reason: String| PhaseError::Graph(GraphError::new(labels.path(), reason));
+    let bad = |reason: String| PhaseError::Graph(GraphError::damaged(labels.path(), reason));
     // Bit ranges of the reachable directories, in id order.
     let ranges: Vec<(usize, u64, u64)> = reachable
         .ones()
@@ -273,11 +273,9 @@ impl super::Step for Step {
     const PHASE: Phase = Phase::Labels;
     type Counts = LabelCounts;
 
-    fn inputs(config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
-        Ok(Inputs::from([(
-            "options".to_string(),
-            config.options_hash(),
-        )]))
+    /// Its options (merge gap, dense fraction) change how the file is read, not what is kept.
+    fn inputs(_config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
+        Ok(Inputs::new())
     }
 
     fn run(ctx: &Context) -> Result<LabelCounts, PhaseError> {

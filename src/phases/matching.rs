@@ -56,7 +56,7 @@ pub fn url_variants(slug: &str, templates: &[String]) -> Vec<String> {
 }
 
 /// Node of the origin with this URL, if the graph has it.
-pub fn origin_node(graph: &impl MatchGraph, url: &str) -> Option<usize> {
+pub fn origin_node(graph: &impl crate::graph::LabelledGraph, url: &str) -> Option<usize> {
     let swhid = SWHID::from_str(&format!("swh:1:ori:{}", hex(&origin_id(url)))).ok()?;
     graph.properties().node_id(swhid).ok()
 }
@@ -361,7 +361,7 @@ impl super::Step for Step {
     fn inputs(config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
         Ok(Inputs::from([(
             "options".to_string(),
-            config.options_hash(),
+            config.match_fingerprint(),
         )]))
     }
 

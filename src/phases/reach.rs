@@ -14,20 +14,23 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
+use swh_graph::graph::SwhForwardGraph;
 use swh_graph::NodeType;
 
 use crate::artifacts::bits::{self, AtomicBits, DIRS};
 use crate::artifacts::matches::{self, PairMatch};
 use crate::artifacts::plan::Plan;
 use crate::config::Config;
-use crate::graph::ForwardGraph;
+use crate::graph::NodeMaps;
 use crate::model::{Counts, Phase, Shard};
 
 use super::{Context, Inputs, PhaseError};
 
 /// Marks the directories reachable from each `(root, depth)`; returns the bits and their count.
-pub fn reachable(
-    graph: &(impl ForwardGraph + Sync),
+/// `is_dir` tells a directory node from others.
+pub fn reachable<G: SwhForwardGraph + Sync>(
+    graph: &G,
+    is_dir: &(impl Fn(usize) -> bool + Sync),
     roots: &[(usize, usize)],
 ) -> (AtomicBits, u64) {
     let n = graph.num_nodes();
@@ -57,7 +60,7 @@ pub fn reachable(
                 let mut next = Vec::new();
                 for d in frontier {
                     for s in graph.successors(d) {
-                        if graph.properties().node_type(s) == NodeType::Directory {
+                        if is_dir(s) {
                             if bits.set(s) {
                                 count.fetch_add(1, Ordering::Relaxed);
                             }
@@ -114,16 +117,19 @@ impl Counts for ReachCounts {
 pub struct Input<'a, G> {
     /// `(root directory, depth)` per matched pair.
     pub roots: Vec<(usize, usize)>,
-    /// The graph.
+    /// The forward graph.
     pub graph: &'a G,
+    /// The node types.
+    pub maps: &'a NodeMaps,
 }
 
 /// Marks the reachable directories into `ctx.out`.
-pub fn run<G: ForwardGraph + Sync>(
+pub fn run<G: SwhForwardGraph + Sync>(
     ctx: &Context,
     input: Input<G>,
 ) -> Result<ReachCounts, PhaseError> {
-    let (marked, count) = reachable(input.graph, &input.roots);
+    let is_dir = |n: usize| input.maps.node_type(n as u64) == Some(NodeType::Directory);
+    let (marked, count) = reachable(input.graph, &is_dir, &input.roots);
     let path = ctx.out.join(DIRS);
     bits::write(&path, &marked.into_words()).map_err(|e| PhaseError::io(&path, e))?;
     Ok(ReachCounts {
@@ -147,12 +153,14 @@ impl super::Step for Step {
         let plan = Plan::load(&ctx.upstream(Phase::Plan))?;
         let pairs = matches::read(&ctx.upstream(Phase::Match).join(matches::PAIRS))?;
         let graph = crate::graph::open_forward(ctx.graph())?;
+        let maps = NodeMaps::open(ctx.graph())?;
         let roots = roots(&plan, &pairs);
         run(
             ctx,
             Input {
                 roots,
                 graph: &graph,
+                maps: &maps,
             },
         )
     }
@@ -184,8 +192,10 @@ mod tests {
         g.dir_arc(root, f, Permission::Content, b"f");
         g.dir_arc(root2, a, Permission::Directory, b"a");
         let g = g.done().unwrap();
+        use swh_graph::graph::SwhGraphWithProperties;
+        let is_dir = |n: usize| g.properties().node_type(n) == NodeType::Directory;
         let set = |roots: &[(usize, usize)]| {
-            let (bits, n) = reachable(&g, roots);
+            let (bits, n) = reachable(&g, &is_dir, roots);
             let on: Vec<usize> = (0..g.num_nodes()).filter(|&i| bits.get(i)).collect();
             assert_eq!(on.len() as u64, n);
             on

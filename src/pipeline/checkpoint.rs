@@ -23,6 +23,12 @@ use crate::model::CountMap;
 /// Errors of the work directory.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// The work directory was made by an older version of unearth.
+    #[error(
+        "work directory {0} was made by an older version of unearth; delete it (or use \
+         another workdir) and run again"
+    )]
+    OlderVersion(PathBuf),
     /// The work directory holds checkpoints of another graph.
     #[error(
         "work directory {workdir} holds checkpoints made from graph {recorded}, not from {given}; \
@@ -73,8 +79,20 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
 pub struct GraphFingerprint {
     /// The basename as given.
     pub basename: String,
-    /// Hash of the `.properties` files and the sizes of the big files.
+    /// Hash of the `.properties` files, the sizes of the big files and samples of the node
+    /// ids.
     pub id: String,
+    /// How `id` was computed ([`FINGERPRINT_VERSION`]); 1 for work directories of older
+    /// unearth versions, which recorded no version.
+    #[serde(default = "first_version")]
+    pub version: u32,
+}
+
+/// The current way graph fingerprints are computed.
+pub const FINGERPRINT_VERSION: u32 = 2;
+
+fn first_version() -> u32 {
+    1
 }
 
 impl GraphFingerprint {
@@ -100,9 +118,22 @@ impl GraphFingerprint {
             let len = std::fs::metadata(&path).map_err(io(&path))?.len();
             text.extend_from_slice(format!("{suffix}={len}\n").as_bytes());
         }
+        // Sixteen samples of the node ids' file: a graph rebuilt to the same sizes still
+        // differs there (it cannot be read whole: 1.3 TB at full scale).
+        let path = crate::graph::suffixed(base, ".node2swhid.bin");
+        let file = std::fs::File::open(&path).map_err(io(&path))?;
+        let len = file.metadata().map_err(io(&path))?.len();
+        let mut block = vec![0u8; 4096];
+        for i in 0..16u64 {
+            use std::os::unix::fs::FileExt;
+            let at = len.saturating_sub(4096) / 15 * i;
+            let n = file.read_at(&mut block, at).map_err(io(&path))?;
+            text.extend_from_slice(&block[..n]);
+        }
         Ok(Self {
             basename: base.display().to_string(),
             id: hex(&git_object_id("graph", &text)),
+            version: FINGERPRINT_VERSION,
         })
     }
 
@@ -115,18 +146,34 @@ impl GraphFingerprint {
     }
 }
 
-/// A file a phase wrote: its size and a hash of its bytes.
+/// A file a phase wrote: its size and a hash of its bytes, and the file-system stamp it had
+/// then (modification time and inode), so that checking an untouched file costs one `stat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
     /// Size in bytes.
     pub size: u64,
     /// XXH3-128 of the bytes, hex.
     pub xxh3: String,
+    /// Modification time, nanoseconds since the epoch, when recorded.
+    #[serde(default)]
+    pub mtime_ns: u64,
+    /// Inode number, when recorded.
+    #[serde(default)]
+    pub inode: u64,
+}
+
+/// Size, modification time and inode of `path`.
+fn stamp(path: &Path) -> std::io::Result<(u64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    let mtime = (m.mtime() as u64).saturating_mul(1_000_000_000) + m.mtime_nsec() as u64;
+    Ok((m.len(), mtime, m.ino()))
 }
 
 impl FileRecord {
-    /// Size and hash of `path`, read once.
+    /// Size, hash and stamp of `path`, read once.
     pub fn of(path: &Path) -> std::io::Result<Self> {
+        let (_, mtime_ns, inode) = stamp(path)?;
         let mut f = std::fs::File::open(path)?;
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -142,7 +189,23 @@ impl FileRecord {
         Ok(Self {
             size,
             xxh3: format!("{:032x}", h.digest128()),
+            mtime_ns,
+            inode,
         })
+    }
+
+    /// Whether `path` still holds the bytes recorded: when its size, modification time and
+    /// inode are those recorded, without reading it; otherwise by hashing it again (a file
+    /// copied back or touched is still intact if its bytes are).
+    pub fn matches(&self, path: &Path) -> std::io::Result<bool> {
+        let (size, mtime, inode) = stamp(path)?;
+        if size != self.size {
+            return Ok(false);
+        }
+        if mtime == self.mtime_ns && inode == self.inode {
+            return Ok(true);
+        }
+        Ok(FileRecord::of(path)?.xxh3 == self.xxh3)
     }
 }
 
@@ -167,17 +230,18 @@ pub struct PhaseManifest {
 }
 
 impl PhaseManifest {
-    /// A fingerprint of this manifest's inputs, counts and files, which later phases record
-    /// as their input.
+    /// A fingerprint of what this checkpoint holds — its inputs and its files' hashes — which
+    /// later phases record as their input. Counts and file-system stamps are left out: a
+    /// rerun that writes the same bytes (a fetch that found nothing new) redoes nothing after
+    /// it.
     pub fn id(&self) -> String {
-        let text = serde_json::to_string(&(
-            &self.phase,
-            self.version,
-            &self.inputs,
-            &self.counts,
-            &self.files,
-        ))
-        .unwrap_or_default();
+        let files: BTreeMap<&String, (u64, &String)> = self
+            .files
+            .iter()
+            .map(|(name, r)| (name, (r.size, &r.xxh3)))
+            .collect();
+        let text = serde_json::to_string(&(&self.phase, self.version, &self.inputs, &files))
+            .unwrap_or_default();
         hex(&git_object_id("phase", text.as_bytes()))
     }
 }
@@ -216,6 +280,9 @@ impl Workdir {
                         path: path.clone(),
                         reason: e.to_string(),
                     })?;
+                if recorded.version != graph.version {
+                    return Err(CheckpointError::OlderVersion(root.to_owned()));
+                }
                 if recorded.id != graph.id {
                     return Err(CheckpointError::OtherGraph {
                         workdir: root.to_owned(),
@@ -298,9 +365,9 @@ impl Workdir {
         }
         let dir = self.phase_dir(name);
         for (file, rec) in &m.files {
-            match FileRecord::of(&dir.join(file)) {
-                Ok(now) if &now == rec => {}
-                Ok(_) => return Ok(Currency::Stale(format!("its file {file} was altered"))),
+            match rec.matches(&dir.join(file)) {
+                Ok(true) => {}
+                Ok(false) => return Ok(Currency::Stale(format!("its file {file} was altered"))),
                 Err(_) => return Ok(Currency::Stale(format!("its file {file} is missing"))),
             }
         }

@@ -64,6 +64,14 @@ pub enum PipelineError {
     /// A phase whose output is asked for before it ran.
     #[error("phase {0} has not run yet (run `unearth {0}` or `unearth run`)")]
     NotDone(Phase),
+    /// A phase whose output is asked for, and which is stale itself.
+    #[error("the output of phase {phase} is stale ({why}); run `unearth run`")]
+    NotCurrent {
+        /// The phase.
+        phase: Phase,
+        /// Why.
+        why: String,
+    },
     /// `--shard` or `--merge` on a phase that does not shard.
     #[error("phase {0} is not sharded: it runs as one job")]
     NotSharded(Phase),
@@ -251,6 +259,9 @@ impl Pipeline {
                 Currency::Current(_) => {}
                 Currency::Missing if up == phase => return Err(PipelineError::NotDone(phase)),
                 Currency::Missing => return Err(missing(phase.name(), up.name(), up.name())),
+                Currency::Stale(why) if up == phase => {
+                    return Err(PipelineError::NotCurrent { phase, why })
+                }
                 Currency::Stale(why) => {
                     return Err(PipelineError::Stale {
                         phase,
@@ -435,7 +446,9 @@ impl Pipeline {
         // Chunks of this shard done by an earlier, interrupted run are kept if they were made
         // from the same inputs; anything else there is discarded.
         let chunk_dir = self.workdir.root().join(format!(".{name}.chunks"));
-        let stamp = serde_json::to_string(&inputs).unwrap_or_default();
+        // Chunks are numbered node ranges: their size is part of what makes them reusable.
+        let stamp =
+            serde_json::to_string(&(&inputs, self.config.shards.chunk_nodes)).unwrap_or_default();
         let err = |source| PipelineError::Phase { phase, source };
         let chunks = Chunks::prepare(&chunk_dir, &stamp).map_err(err)?;
         let staging = self.workdir.begin(&name)?;

@@ -259,19 +259,32 @@ impl PackStore {
     }
 
     /// The frame of a stored blob, decompressed (not verified: see [`BlobStores::read_verified`]).
+    /// A pack that is missing, or shorter than the record says, is damage, not an I/O error:
+    /// the blob is fetched again.
     pub fn read(&self, rec: &Record) -> Result<Vec<u8>, ReadError> {
         let path = self.path(rec.pack, "bin");
-        let file = File::open(&path).map_err(|e| ReadError::Io(StoreError::io(&path, e)))?;
-        let mut frame = vec![0u8; rec.len as usize];
-        file.read_exact_at(&mut frame, rec.offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                ReadError::Damaged(format!("{} ends before the frame", path.display()))
-            } else {
-                ReadError::Io(StoreError::io(&path, e))
+        let damaged = |why: String| ReadError::Damaged(format!("{}: {why}", path.display()));
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(damaged("the pack is missing".into()))
             }
-        })?;
-        zstd::stream::decode_all(&frame[..])
-            .map_err(|e| ReadError::Damaged(format!("{}: {e}", path.display())))
+            Err(e) => return Err(ReadError::Io(StoreError::io(&path, e))),
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| ReadError::Io(StoreError::io(&path, e)))?
+            .len();
+        if rec.offset.saturating_add(rec.len as u64) > len {
+            return Err(damaged(format!(
+                "the frame at {} (+{}) lies past its end ({len} bytes)",
+                rec.offset, rec.len
+            )));
+        }
+        let mut frame = vec![0u8; rec.len as usize];
+        file.read_exact_at(&mut frame, rec.offset)
+            .map_err(|e| ReadError::Io(StoreError::io(&path, e)))?;
+        zstd::stream::decode_all(&frame[..]).map_err(|e| damaged(e.to_string()))
     }
 
     /// Records that the blob stored at `rec` was found damaged: it no longer counts.
@@ -303,7 +316,11 @@ pub enum ReadError {
 }
 
 /// Every pack store under a folder (one per fetch shard), read as one.
-pub struct BlobStores(Vec<PackStore>);
+pub struct BlobStores {
+    stores: Vec<PackStore>,
+    /// Blobs found damaged while reading, so that each is reported and recorded once.
+    damaged: std::sync::Mutex<std::collections::HashSet<Sha1>>,
+}
 
 impl BlobStores {
     /// Opens every store folder under `root` (none yet is fine).
@@ -317,17 +334,19 @@ impl BlobStores {
             Err(e) => return Err(StoreError::io(root, e)),
         };
         dirs.sort();
-        Ok(Self(
-            dirs.iter()
+        Ok(Self {
+            stores: dirs
+                .iter()
                 .map(|d| PackStore::open(d))
                 .collect::<Result<_, _>>()?,
-        ))
+            damaged: Default::default(),
+        })
     }
 
     /// Where `sha1` is stored, if anywhere (an `Ok` copy wins over a failure status).
     pub fn get(&self, sha1: &Sha1) -> Option<(usize, Record)> {
         let mut best = None;
-        for (i, s) in self.0.iter().enumerate() {
+        for (i, s) in self.stores.iter().enumerate() {
             if let Some(r) = s.get(sha1) {
                 if r.status == BlobStatus::Ok {
                     return Some((i, r));
@@ -342,7 +361,15 @@ impl BlobStores {
     /// recorded as such (so that the next fetch gets the blob again) and reported as
     /// [`ReadError::Damaged`]; they are never returned.
     pub fn read_verified(&self, sha1: &Sha1, at: (usize, Record)) -> Result<Vec<u8>, ReadError> {
-        let store = &self.0[at.0];
+        let seen = |d: &std::collections::HashSet<Sha1>| d.contains(sha1);
+        if self.damaged.lock().map(|d| seen(&d)).unwrap_or(false) {
+            return Err(ReadError::Damaged(format!(
+                "{sha1} was found damaged already"
+            )));
+        }
+        let Some(store) = self.stores.get(at.0) else {
+            return Err(ReadError::Damaged(format!("{sha1}: no store {}", at.0)));
+        };
         let result = store.read(&at.1).and_then(|bytes| {
             if super::verify::has_sha1(&bytes, sha1) {
                 Ok(bytes)
@@ -356,6 +383,9 @@ impl BlobStores {
         if let Err(ReadError::Damaged(why)) = &result {
             log::warn!("blob {sha1}: {why}; recorded as damaged, the next fetch gets it again");
             store.mark_damaged(sha1, &at.1).map_err(ReadError::Io)?;
+            if let Ok(mut d) = self.damaged.lock() {
+                d.insert(*sha1);
+            }
         }
         result
     }
@@ -438,5 +468,39 @@ mod tests {
         let stores = BlobStores::open(root.path()).unwrap();
         let at = stores.get(&sha1).unwrap();
         assert_eq!(stores.read_verified(&sha1, at).unwrap(), data);
+    }
+
+    #[test]
+    fn truncated_or_missing_packs_are_damage_not_errors() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("shard");
+        let data = vec![b'x'; 10_000];
+        let sha1 = Sha1(crate::model::hashes::ContentHashes::of(&data).sha1);
+        let mut s = PackStore::open(&dir).unwrap();
+        s.put(sha1, BlobStatus::Ok, Some(&data), 1).unwrap();
+        drop(s);
+        let pack = dir.join("pack-00000.bin");
+        let len = std::fs::metadata(&pack).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&pack).unwrap();
+        f.set_len(len / 2).unwrap();
+        let stores = BlobStores::open(root.path()).unwrap();
+        let at = stores.get(&sha1).unwrap();
+        assert!(matches!(
+            stores.read_verified(&sha1, at),
+            Err(ReadError::Damaged(_))
+        ));
+        // Reported once: the second read answers from memory.
+        let err = stores.read_verified(&sha1, at).unwrap_err().to_string();
+        assert!(err.contains("already"), "{err}");
+        std::fs::remove_file(&pack).unwrap();
+        let fresh = PackStore::open(&dir).unwrap();
+        let rec = Record {
+            status: BlobStatus::Ok,
+            pack: 0,
+            offset: 0,
+            len: 10,
+            source: 1,
+        };
+        assert!(matches!(fresh.read(&rec), Err(ReadError::Damaged(_))));
     }
 }
