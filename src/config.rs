@@ -8,7 +8,7 @@
 //!
 //! [options]
 //! threads = 0                            # 0: all cores
-//! origin_search_budget = 100000          # nodes one origin-match search may visit
+//! origin_search_budget = 20000           # backward-search nodes per pair before a forward pass
 //! url_templates = ["https://github.com/{slug}"]
 //!
 //! [fetch]
@@ -67,12 +67,17 @@ pub enum ConfigError {
 pub struct Options {
     /// Worker threads; 0 means one per core.
     pub threads: usize,
-    /// Nodes the origin-match search may visit for one (repo, prefix) pair before it gives up
-    /// (the pair then gets `commit_not_in_origin`, flagged as budget-limited).
+    /// Nodes the backward search of one (repo, prefix) pair may visit (from its candidate
+    /// revisions towards the origin's snapshots) before the pair is left to a forward
+    /// traversal of the origin's whole history, which decides it exactly. Only speed depends
+    /// on it: small for many pairs near branch heads, larger for deep histories.
     pub origin_search_budget: usize,
-    /// Origin URLs tried for a repo slug; `{slug}` is replaced by the row's `repo`.
-    /// Each is also tried with a `.git` suffix and in lower case.
+    /// Origin URLs tried for a repo slug; `{slug}` is replaced by the row's `repo`. URLs are
+    /// compared normalised, as GitHub resolves them: case-insensitive, with or without a
+    /// `.git` suffix or a trailing slash.
     pub url_templates: Vec<String>,
+    /// Memory for external sorts (plan, match), megabytes: more means fewer runs on disk.
+    pub sort_memory_mb: usize,
     /// Gap, in bytes, under which two byte ranges of the labels file are read as one.
     pub label_merge_gap: u64,
     /// Fraction of the labels file above which the label pass reads the whole file
@@ -84,8 +89,9 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             threads: 0,
-            origin_search_budget: 100_000,
+            origin_search_budget: 20_000,
             url_templates: vec!["https://github.com/{slug}".to_string()],
+            sort_memory_mb: 1024,
             label_merge_gap: 64 << 10,
             label_dense_fraction: 0.5,
         }
@@ -378,6 +384,12 @@ impl Config {
             "options.origin_search_budget",
             o.origin_search_budget as u64,
         )?;
+        if o.sort_memory_mb < 16 {
+            return fail(
+                "options.sort_memory_mb",
+                format!("must be at least 16, got {}", o.sort_memory_mb),
+            );
+        }
         if o.url_templates.is_empty() {
             return fail("options.url_templates", "must not be empty".into());
         }
@@ -462,13 +474,12 @@ impl Config {
             .collect()
     }
 
-    /// A stable fingerprint of the options that change what the origin match decides,
-    /// recorded in checkpoints so that changing one redoes the phases it affects (and
-    /// changing one that only changes speed, such as `threads`, redoes nothing).
-    pub fn match_fingerprint(&self) -> String {
-        let o = &self.options;
-        let text =
-            serde_json::to_string(&(&o.url_templates, o.origin_search_budget)).unwrap_or_default();
+    /// A stable fingerprint of the options that change which origins a slug finds (the URL
+    /// templates), recorded in the checkpoints of the phases that use them, so that changing
+    /// one redoes them and what follows. Options that only change speed (`threads`, the
+    /// search budget, read sizes) are left out: changing them redoes nothing.
+    pub fn origin_fingerprint(&self) -> String {
+        let text = serde_json::to_string(&self.options.url_templates).unwrap_or_default();
         crate::model::hashes::hex(&crate::model::hashes::git_object_id(
             "options",
             text.as_bytes(),

@@ -69,6 +69,7 @@ pub mod model;
 pub mod phases;
 pub mod pipeline;
 pub mod slurm;
+pub mod sort;
 pub mod status;
 pub mod store;
 pub mod table;

@@ -3,11 +3,18 @@
 //! The pipeline resolves paths from entries decoded by its own sequential label pass; this
 //! check walks the same paths hop by hop with swh-graph's random-access
 //! `labeled_successors`, starting from the revision looked up by its SWHID, and compares
-//! status and content id. Rows whose origin was not found are checked by looking every URL
-//! variant up again; invalid rows by validating them again. Other failures of the origin
-//! match (`commit_not_found`, `commit_not_in_origin`) are counted as not re-checked.
+//! status and content id. Other statuses are re-checked where random access can:
+//!
+//! - `invalid`: the row is validated again;
+//! - `origin_not_found`: the URLs the templates give (as spelled, normalised, with `.git`)
+//!   are looked up in the graph; none may exist;
+//! - `commit_not_in_origin`: the history of the origins found that way is traversed forward;
+//!   no revision in it may have the row's prefix.
+//!
+//! `commit_not_found` needs a pass over every revision, and is counted as not re-checked, as
+//! are `commit_not_in_origin` rows whose origin is archived under another spelling.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -18,7 +25,9 @@ use swh_graph::{NodeType, SWHID};
 
 use crate::artifacts::resolved;
 use crate::graph::LabelledGraph;
-use crate::phases::matching::{origin_node, url_variants};
+use crate::model::hashes::{hex, origin_id};
+use crate::model::slug::{normalize_slug, normalize_url};
+use crate::model::{RowStatus, Status};
 use crate::table::{self, TableError};
 
 /// Outcome of a verification.
@@ -42,7 +51,7 @@ struct Row {
     path: Option<String>,
     revision: Option<String>,
     sha1_git: Option<String>,
-    status: String,
+    status: Option<RowStatus>,
 }
 
 /// Reads the rows at the sorted global positions `picks` of the resolved files, streaming:
@@ -52,19 +61,14 @@ fn read_rows(dir: &Path, picks: &[usize]) -> Result<Vec<Row>, TableError> {
     let mut offset = 0usize;
     let mut next = picks.iter().peekable();
     for f in resolved::files(dir)? {
-        let (_, batches) = table::open(&f)?;
-        for b in batches {
+        for b in resolved::batches(&f)? {
             let b = b?;
-            let end = offset + b.num_rows();
+            let end = offset + b.len();
             if next.peek().is_some_and(|&&p| p < end) {
-                let ids = table::u64s(&b, &f, "row_id")?;
-                let col = |n: &str| table::strings(&b, &f, n);
-                let (repo, commit, path) = (
-                    col("repo").or_else(|_| col("input_repo"))?,
-                    col("commit_id")?,
-                    col("rel_path")?,
-                );
-                let (rev, sha, status) = (col("revision")?, col("sha1_git")?, col("status")?);
+                let ids = table::u64s(&b.batch, &f, "row_id")?;
+                let col = |n: &str| table::strings(&b.batch, &f, n);
+                let (repo, commit, path) = (col("repo")?, col("commit_id")?, col("rel_path")?);
+                let (rev, sha) = (col("revision")?, col("sha1_git")?);
                 while let Some(&&p) = next.peek() {
                     if p >= end {
                         break;
@@ -77,7 +81,7 @@ fn read_rows(dir: &Path, picks: &[usize]) -> Result<Vec<Row>, TableError> {
                         path: path[i].clone(),
                         revision: rev[i].clone(),
                         sha1_git: sha[i].clone(),
-                        status: status[i].clone().unwrap_or_default(),
+                        status: b.status.get(i).copied(),
                     });
                     next.next();
                 }
@@ -97,25 +101,78 @@ fn count_rows(dir: &Path) -> Result<usize, TableError> {
     Ok(n)
 }
 
+/// Node of the origin with this exact URL, if the graph has it.
+fn origin_node(graph: &impl LabelledGraph, url: &str) -> Option<usize> {
+    let swhid = SWHID::from_str(&format!("swh:1:ori:{}", hex(&origin_id(url)))).ok()?;
+    graph.properties().node_id(swhid).ok()
+}
+
+/// The origins a slug's URLs name exactly: each template as spelled, normalised, and with
+/// `.git`.
+fn origins_of(graph: &impl LabelledGraph, slug: &str, templates: &[String]) -> Vec<usize> {
+    let mut urls = Vec::new();
+    for t in templates {
+        let raw = t.replace("{slug}", slug.trim());
+        let norm = normalize_url(&t.replace("{slug}", &normalize_slug(slug)));
+        urls.extend([
+            raw.clone(),
+            format!("{raw}.git"),
+            norm.clone(),
+            format!("{norm}.git"),
+        ]);
+    }
+    let mut out: Vec<usize> = urls.iter().filter_map(|u| origin_node(graph, u)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether a revision with `prefix` (lower-case hex) is in the history of `origins`,
+/// traversing it forward by random access.
+fn history_has_prefix(graph: &impl LabelledGraph, origins: &[usize], prefix: &str) -> bool {
+    let props = graph.properties();
+    let mut seen: HashSet<usize> = HashSet::new();
+    let mut queue: VecDeque<usize> = VecDeque::new();
+    for &o in origins {
+        for snp in graph.successors(o) {
+            if props.node_type(snp) == NodeType::Snapshot {
+                queue.extend(graph.successors(snp));
+            }
+        }
+    }
+    while let Some(n) = queue.pop_front() {
+        if !seen.insert(n) {
+            continue;
+        }
+        match props.node_type(n) {
+            NodeType::Revision if hex(&props.swhid(n).hash).starts_with(prefix) => return true,
+            NodeType::Revision | NodeType::Release => queue.extend(graph.successors(n)),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Walks `path` from revision `rev_hex` with random-access labelled successors.
 fn walk_random_access(
     graph: &impl LabelledGraph,
     rev_hex: &str,
     path: &str,
-) -> (String, Option<String>) {
+) -> (RowStatus, Option<String>) {
     let props = graph.properties();
-    let Ok(swhid) = SWHID::from_str(&format!("swh:1:rev:{rev_hex}")) else {
-        return ("bad_revision".into(), None);
-    };
-    let Ok(rev) = props.node_id(swhid) else {
-        return ("revision_not_in_graph".into(), None);
+    let not_found = (RowStatus::PathNotFound, None);
+    let Some(rev) = SWHID::from_str(&format!("swh:1:rev:{rev_hex}"))
+        .ok()
+        .and_then(|s| props.node_id(s).ok())
+    else {
+        return (RowStatus::CommitNotFound, None);
     };
     let Some(mut node) = graph
         .successors(rev)
         .into_iter()
         .find(|&s| props.node_type(s) == NodeType::Directory)
     else {
-        return ("no_root_directory".into(), None);
+        return (RowStatus::CommitNotFound, None);
     };
     let comps: Vec<&str> = path.split('/').collect();
     for (i, comp) in comps.iter().enumerate() {
@@ -130,28 +187,94 @@ fn walk_random_access(
             }
         }
         let Some((succ, perm)) = hit else {
-            return ("path_not_found".into(), None);
+            return not_found;
         };
         let last = i + 1 == comps.len();
         match props.node_type(succ) {
             NodeType::Directory if !last => node = succ,
-            NodeType::Directory => return ("is_directory".into(), None),
-            NodeType::Revision => return ("submodule".into(), None),
+            NodeType::Directory => return (RowStatus::IsDirectory, None),
+            NodeType::Revision => return (RowStatus::Submodule, None),
             NodeType::Content if last => {
                 let status = if perm == Some(swh_graph::labels::Permission::Symlink) {
-                    "symlink"
+                    RowStatus::Symlink
                 } else {
-                    "ok"
+                    RowStatus::Ok
                 };
-                return (
-                    status.into(),
-                    Some(crate::model::hashes::hex(&props.swhid(succ).hash)),
-                );
+                return (status, Some(hex(&props.swhid(succ).hash)));
             }
-            _ => return ("path_not_found".into(), None),
+            _ => return not_found,
         }
     }
-    ("path_not_found".into(), None)
+    not_found
+}
+
+/// Checks one row; `None` when it cannot be re-checked, else whether it agrees (with the
+/// disagreement described).
+fn check(
+    graph: &impl LabelledGraph,
+    templates: &[String],
+    row: &Row,
+) -> Option<Result<(), String>> {
+    let id = row.row_id;
+    let status = row.status?;
+    match status {
+        RowStatus::Ok
+        | RowStatus::Symlink
+        | RowStatus::IsDirectory
+        | RowStatus::Submodule
+        | RowStatus::PathNotFound => {
+            let (Some(rev), Some(path)) = (&row.revision, &row.path) else {
+                return Some(Err(format!("row {id}: {status} without revision")));
+            };
+            let (s, sha) = walk_random_access(graph, rev, path);
+            Some(if s == status && sha == row.sha1_git {
+                Ok(())
+            } else {
+                Err(format!(
+                    "row {id}: pipeline says {status} {:?}, random access says {s} {sha:?}",
+                    row.sha1_git
+                ))
+            })
+        }
+        RowStatus::OriginNotFound => {
+            let found = origins_of(graph, row.repo.as_deref().unwrap_or_default(), templates);
+            Some(match found.first() {
+                None => Ok(()),
+                Some(n) => Err(format!(
+                    "row {id}: origin_not_found, but origin node {n} has its URL"
+                )),
+            })
+        }
+        RowStatus::CommitNotInOrigin => {
+            let origins = origins_of(graph, row.repo.as_deref().unwrap_or_default(), templates);
+            if origins.is_empty() {
+                return None;
+            }
+            let prefix = row
+                .commit
+                .as_deref()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            Some(if history_has_prefix(graph, &origins, &prefix) {
+                Err(format!(
+                    "row {id}: commit_not_in_origin, but the origin's history has {prefix}"
+                ))
+            } else {
+                Ok(())
+            })
+        }
+        RowStatus::Invalid => Some(
+            match crate::phases::plan::validate(
+                row.repo.as_deref(),
+                row.commit.as_deref(),
+                row.path.as_deref(),
+            ) {
+                Err(_) => Ok(()),
+                Ok(_) => Err(format!("row {id}: invalid, but validates")),
+            },
+        ),
+        _ => None,
+    }
 }
 
 /// Verifies `sample_size` rows of the resolved output in `resolved_dir`.
@@ -170,64 +293,13 @@ pub fn verify(
     let mut report = Report::default();
     for row in &rows {
         report.sampled += 1;
-        let agree = match row.status.as_str() {
-            "ok" | "symlink" | "is_directory" | "submodule" | "path_not_found" => {
-                let (Some(rev), Some(path)) = (&row.revision, &row.path) else {
-                    report.disagreements.push(format!(
-                        "row {}: {} without revision",
-                        row.row_id, row.status
-                    ));
-                    continue;
-                };
-                let (status, sha) = walk_random_access(graph, rev, path);
-                if status == row.status && sha == row.sha1_git {
-                    true
-                } else {
-                    report.disagreements.push(format!(
-                        "row {}: pipeline says {} {:?}, random access says {} {:?}",
-                        row.row_id, row.status, row.sha1_git, status, sha
-                    ));
-                    false
-                }
+        match check(graph, templates, row) {
+            Some(Ok(())) => report.agreed += 1,
+            Some(Err(why)) => report.disagreements.push(why),
+            None => {
+                let s = row.status.map_or("unknown", |s| s.as_str());
+                *report.unchecked.entry(s.to_string()).or_default() += 1;
             }
-            "origin_not_found" => {
-                let slug = row.repo.clone().unwrap_or_default();
-                let found = url_variants(&slug, templates)
-                    .iter()
-                    .find(|u| origin_node(graph, u).is_some())
-                    .cloned();
-                match found {
-                    None => true,
-                    Some(u) => {
-                        report.disagreements.push(format!(
-                            "row {}: origin_not_found, but {u} is in the graph",
-                            row.row_id
-                        ));
-                        false
-                    }
-                }
-            }
-            "invalid" => {
-                let ok = crate::phases::plan::validate(
-                    row.repo.as_deref(),
-                    row.commit.as_deref(),
-                    row.path.as_deref(),
-                )
-                .is_err();
-                if !ok {
-                    report
-                        .disagreements
-                        .push(format!("row {}: invalid, but validates", row.row_id));
-                }
-                ok
-            }
-            other => {
-                *report.unchecked.entry(other.to_string()).or_default() += 1;
-                continue;
-            }
-        };
-        if agree {
-            report.agreed += 1;
         }
     }
     Ok(report)

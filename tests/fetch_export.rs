@@ -314,7 +314,7 @@ fn killed_fetch_resumes_without_refetching() {
         &format!("[fetch]\nstore = \"s3://softwareheritage/content\"\nendpoint = \"http://{proxy}\"\nconcurrency = 2\n"),
     );
     for phase in [
-        "plan", "scan", "match", "reach", "labels", "walk", "content",
+        "plan", "names", "scan", "match", "reach", "labels", "walk", "content",
     ] {
         assert!(run_cli(&[phase], &cfg).status.success(), "{phase}");
     }

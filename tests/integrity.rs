@@ -268,24 +268,24 @@ fn stale_or_altered_checkpoints_are_never_read() {
     }
     unearth_ok(&["run"], &cfg);
 
-    // An options change makes the match stale for the phases after it.
+    // An options change makes the scan stale for the phases after it.
     let text = std::fs::read_to_string(&cfg).unwrap();
     let changed = text.replace(
         "url_templates = [\"https://github.com/{slug}\"]",
-        "url_templates = [\"https://github.com/{slug}\"]\norigin_search_budget = 99999",
+        "url_templates = [\"https://github.com/{slug}\", \"https://gitlab.com/{slug}\"]",
     );
     assert_ne!(changed, text);
     std::fs::write(&cfg, changed).unwrap();
     let o = run(&["walk"], &cfg);
     assert!(
-        last_line(&o).contains("phase match is stale"),
+        last_line(&o).contains("phase scan is stale"),
         "{}",
         stderr(&o)
     );
     std::fs::write(&cfg, &text).unwrap();
 
     // Checkpoint files altered or removed behind unearth's back.
-    let entries = work.join("labels/entries.parquet");
+    let entries = work.join("labels/entries.flat");
     let mut b = std::fs::read(&entries).unwrap();
     let mid = b.len() / 2;
     b[mid] ^= 1;
@@ -298,11 +298,11 @@ fn stale_or_altered_checkpoints_are_never_read() {
         stderr(&o)
     );
     assert!(
-        last_line(&o).contains("entries.parquet was altered"),
+        last_line(&o).contains("entries.flat was altered"),
         "{}",
         stderr(&o)
     );
-    std::fs::remove_file(work.join("scan/candidates.parquet")).unwrap();
+    std::fs::remove_file(work.join("scan/candidates.flat")).unwrap();
     let o = run(&["run"], &cfg);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);

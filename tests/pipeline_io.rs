@@ -201,7 +201,7 @@ fn checkpoints_are_reused_redone_and_refused() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(
         err.matches("skipped, checkpoint current").count(),
-        6,
+        7,
         "{err}"
     );
 
@@ -217,7 +217,7 @@ fn checkpoints_are_reused_redone_and_refused() {
     .unwrap();
     let o = unearth_run(&["run"], &cfg);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.matches(" done (").count(), 6, "{err}");
+    assert_eq!(err.matches(" done (").count(), 7, "{err}");
     let rows: usize = (0..2)
         .map(|i| {
             let p = t.join(format!("work/walk/resolved-{i:05}.parquet"));
@@ -332,7 +332,7 @@ fn slurm_dry_run_renders_arrays_chains_and_quoted_values() {
     );
     // Rendered scripts are valid shell.
     let scripts: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("# /")).collect();
-    assert_eq!(scripts.len(), 13);
+    assert_eq!(scripts.len(), 14);
     for s in scripts {
         let path = format!("/{s}");
         assert!(

@@ -58,6 +58,18 @@ fn read_resolved(workdir: &Path) -> Vec<Resolved> {
     out
 }
 
+/// The `candidates_with_path` column of the resolved output.
+fn candidates_with_path(workdir: &Path) -> Vec<Option<u32>> {
+    let mut out = Vec::new();
+    for f in parquet_files(&workdir.join("walk")) {
+        let b = unearth::table::read(&f).unwrap();
+        let col = b.column_by_name("candidates_with_path").expect("column");
+        let col = arrow::array::AsArray::as_primitive::<arrow::datatypes::UInt32Type>(col);
+        out.extend(col.iter());
+    }
+    out
+}
+
 fn write_metadata(path: &Path, rows: &[(&str, &str, &str)]) {
     unearth::table::write(
         path,
@@ -330,8 +342,8 @@ fn git_built_archive_resolves_like_git() {
 
     let deep = &history[history.len() / 2];
     let rows: Vec<(&str, String, String)> = vec![
-        // Colliding prefix: the tree holding the pair's paths decides, both ways (the slug's
-        // case differs, so these are two pairs of the same origin).
+        // Colliding prefix: each row goes to the commit whose tree holds its path (the slug's
+        // spellings differ but name one repository, so this is one pair).
         ("t/collide", prefix.to_string(), pair[0].1.clone()),
         ("T/Collide", prefix.to_string(), pair[1].1.clone()),
         (
@@ -366,6 +378,9 @@ fn git_built_archive_resolves_like_git() {
         ("t/reused", old_head[..7].to_string(), "old.txt".into()),
         ("t/nobody", old_head[..7].to_string(), "old.txt".into()),
         ("t/rich", "ffff0000".into(), "x".into()),
+        // Both colliding commits hold it: the rank decides (the branch head).
+        ("t/collide", prefix.to_string(), "common.txt".into()),
+        ("t/collide", prefix.to_string(), pair[0].1.clone()),
     ];
     let meta = t.join("meta.parquet");
     let as_refs: Vec<(&str, &str, &str)> = rows
@@ -412,6 +427,8 @@ fn git_built_archive_resolves_like_git() {
         "ok",
         "origin_not_found",
         "commit_not_found",
+        "ok",
+        "ok",
     ];
     for (i, (r, want)) in got.iter().zip(expect).enumerate() {
         assert_eq!(r.status, want, "row {i}: {r:?}");
@@ -425,6 +442,15 @@ fn git_built_archive_resolves_like_git() {
     // The colliding prefix went to the commit whose tree has the path, each time.
     assert_eq!(got[0].revision.as_deref(), Some(pair[0].0.as_str()));
     assert_eq!(got[1].revision.as_deref(), Some(pair[1].0.as_str()));
+    assert_eq!(got[19].revision.as_deref(), Some(pair[1].0.as_str()));
+    assert_eq!(got[20].revision.as_deref(), Some(pair[0].0.as_str()));
+    let held = candidates_with_path(&t.join("work"));
+    assert_eq!(
+        [held[0], held[1], held[19], held[20], held[2]],
+        [Some(1), Some(1), Some(2), Some(1), Some(1)],
+        "how many colliding commits hold each row's path"
+    );
+    assert_eq!(held[17], None, "no candidates for a missing origin");
     assert_eq!(
         got[3].origin_url.as_deref(),
         Some("https://github.com/t/collide")
@@ -512,34 +538,209 @@ fn git_built_archive_resolves_like_git() {
     );
 }
 
+/// A linear history of `n` commits made with `git fast-import`: commit `i` sets `f.txt` to
+/// `i`, and every `every`-th commit adds `d/k{i}.txt`. Returns the commits, oldest first.
+fn fast_import_history(repo: &Path, n: usize, every: usize) -> Vec<String> {
+    init_repo(repo);
+    let mut stream = Vec::new();
+    for i in 0..n {
+        let text = format!("{i}\n");
+        stream.extend_from_slice(
+            format!(
+                "commit refs/heads/main\nmark :{}\ncommitter T <t@example.org> {} +0000\ndata 2\nc\n",
+                i + 1,
+                1_600_000_000 + i
+            )
+            .as_bytes(),
+        );
+        if i > 0 {
+            stream.extend_from_slice(format!("from :{i}\n").as_bytes());
+        }
+        stream.extend_from_slice(
+            format!("M 100644 inline f.txt\ndata {}\n{text}\n", text.len()).as_bytes(),
+        );
+        if i % every == 0 {
+            stream.extend_from_slice(
+                format!("M 100644 inline d/k{i}.txt\ndata {}\n{text}\n", text.len()).as_bytes(),
+            );
+        }
+    }
+    let mut child = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["fast-import", "--quiet", "--export-marks=.git/marks"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&stream).unwrap();
+    assert!(child.wait().unwrap().success(), "git fast-import failed");
+    let marks = std::fs::read_to_string(repo.join(".git/marks")).unwrap();
+    let mut commits = vec![String::new(); n];
+    for line in marks.lines() {
+        let (mark, id) = line.split_once(' ').unwrap();
+        commits[mark[1..].parse::<usize>().unwrap() - 1] = id.to_string();
+    }
+    commits
+}
+
+/// What `git` says of `path` at `commit`: the status unearth must give and the object id.
+fn git_answer(repo: &Path, commit: &str, path: &str) -> (&'static str, Option<String>) {
+    match rev_parse(repo, &format!("{commit}:{path}")) {
+        None => ("path_not_found", None),
+        Some(id) => {
+            let kind = git_lines(repo, &["cat-file", "-t", &id])[0].clone();
+            match kind.as_str() {
+                "blob" => ("ok", Some(id)),
+                "tree" => ("is_directory", None),
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+}
+
 #[test]
-fn search_budget_is_configurable_and_reported() {
+fn deep_history_resolves_like_git_beyond_the_search_budget() {
     let tmp = tempdir();
     let t = tmp.path();
-    let repo = t.join("long");
-    init_repo(&repo);
-    let mut parent = None;
-    let mut commits = Vec::new();
-    for i in 0..30 {
-        let c = commit_tree(
-            &repo,
-            &[(b"f.txt", format!("{i}").as_bytes())],
-            parent.as_deref(),
-            &format!("{i}"),
-        );
-        commits.push(c.clone());
-        parent = Some(c);
+    // 40 times the search budget: the backward search from old commits runs out, and the
+    // forward search from the origin's heads must decide them.
+    let (n, budget) = (2000, 50);
+    let deep = t.join("deep");
+    let commits = fast_import_history(&deep, n, 400);
+    let other = t.join("other");
+    let other_commits = fast_import_history(&other, 3, 1);
+    let archive_dir = t.join("archive");
+    let spec = |url: &str, p: &Path| RepoSpec::parse(&format!("{url}={}", p.display())).unwrap();
+    archive::build(
+        &archive_dir,
+        &BuildOptions {
+            repos: vec![
+                spec("https://github.com/t/deep", &deep),
+                spec("https://github.com/t/other", &other),
+            ],
+            max_content_size: 1 << 20,
+            rows_per_file: 100_000,
+        },
+        "",
+    )
+    .unwrap();
+
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for i in [0, 1, 2, 399, 400, 401, 777, 1000, 1200, 1500, 1998, 1999] {
+        for path in ["f.txt", "d/k400.txt", "d/k1200.txt", "d", "d/k401.txt"] {
+            rows.push(("t/deep".into(), commits[i][..7].to_string(), path.into()));
+        }
     }
-    git(
-        &repo,
-        &["update-ref", "refs/heads/main", parent.as_ref().unwrap()],
+    // A commit archived in another origin only.
+    rows.push((
+        "t/deep".into(),
+        other_commits[2][..7].to_string(),
+        "f.txt".into(),
+    ));
+    let meta = t.join("meta.parquet");
+    let as_refs: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    write_metadata(&meta, &as_refs);
+    let graph = archive::ArchiveDir::new(&archive_dir).graph();
+    let config = write_config(
+        t,
+        &graph,
+        &meta,
+        &format!("origin_search_budget = {budget}"),
     );
+    let outcomes = run(&config);
+    let got = read_resolved(&t.join("work"));
+    assert_eq!(got.len(), rows.len());
+    let last = got.len() - 1;
+    for (i, r) in got[..last].iter().enumerate() {
+        let commit = commits
+            .iter()
+            .find(|c| c.starts_with(&r.commit_id))
+            .unwrap();
+        let (status, id) = git_answer(&deep, commit, &r.rel_path);
+        assert_eq!(r.status, status, "row {i}: {r:?}");
+        assert_eq!(r.sha1_git, id, "row {i}: {r:?}");
+        assert_eq!(r.revision.as_deref(), Some(commit.as_str()), "row {i}");
+        assert_eq!(r.origin_url.as_deref(), Some("https://github.com/t/deep"));
+    }
+    assert_eq!(got[last].status, "commit_not_in_origin", "{:?}", got[last]);
+    let matched = outcomes.iter().find(|o| o.phase == "match").unwrap();
+    let counts = &matched.manifest.counts;
+    assert!(counts["budget_hit"] >= 5, "{counts:?}");
+    assert!(counts["decided_backward"] >= 1, "{counts:?}");
+    assert_eq!(
+        counts["forward_searches"], 1,
+        "one origin, searched once: {counts:?}"
+    );
+    assert!(counts["forward_visited"] >= n as u64, "{counts:?}");
+
+    // The budget only trades time: another budget changes no checkpoint and no answer.
+    let config = write_config(t, &graph, &meta, "origin_search_budget = 100000");
+    let outcomes = run(&config);
+    assert!(outcomes.iter().all(|o| !o.ran), "nothing reruns");
+    std::fs::remove_dir_all(t.join("work")).unwrap();
+    run(&config);
+    let again = read_resolved(&t.join("work"));
+    let key = |r: &Resolved| (r.status.clone(), r.revision.clone(), r.sha1_git.clone());
+    assert_eq!(
+        got.iter().map(key).collect::<Vec<_>>(),
+        again.iter().map(key).collect::<Vec<_>>(),
+        "a budget large enough for every backward search gives the same answers"
+    );
+}
+
+/// One commit holding `file`, on top of `parent` when given.
+fn one_commit(repo: &Path, file: &str, parent: Option<&str>) -> String {
+    let c = commit_tree(repo, &[(file.as_bytes(), file.as_bytes())], parent, file);
+    git(repo, &["update-ref", "refs/heads/main", &c]);
+    c
+}
+
+#[test]
+fn slugs_in_other_spellings_find_their_origins() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let requests = t.join("requests");
+    init_repo(&requests);
+    let req = one_commit(&requests, "api.py", None);
+    // A re-cased rename: the old spelling was visited, then the repository grew under the new.
+    let old = t.join("old");
+    init_repo(&old);
+    let before = one_commit(&old, "before.txt", None);
+    let new = t.join("new");
+    git(
+        t,
+        &["clone", "-q", old.to_str().unwrap(), new.to_str().unwrap()],
+    );
+    let after = one_commit(&new, "after.txt", Some(&before));
+    // An origin archived with `.git`.
+    let dotgit = t.join("dotgit");
+    init_repo(&dotgit);
+    let dg = one_commit(&dotgit, "x.txt", None);
+
+    let spec = |url: &str, p: &Path, time: &str| {
+        RepoSpec::parse(&format!("{url}={}@{time}", p.display())).unwrap()
+    };
     let archive_dir = t.join("archive");
     archive::build(
         &archive_dir,
         &BuildOptions {
             repos: vec![
-                RepoSpec::parse(&format!("https://github.com/t/long={}", repo.display())).unwrap(),
+                spec("https://github.com/psf/requests", &requests, "2022-01-01"),
+                spec(
+                    "https://github.com/SoftwareHeritage/SWH-Graph",
+                    &old,
+                    "2020-01-01",
+                ),
+                spec(
+                    "https://github.com/softwareheritage/swh-graph",
+                    &new,
+                    "2024-01-01",
+                ),
+                spec("https://github.com/x/y.git", &dotgit, "2022-01-01"),
             ],
             max_content_size: 1 << 20,
             rows_per_file: 1000,
@@ -547,44 +748,91 @@ fn search_budget_is_configurable_and_reported() {
         "",
     )
     .unwrap();
+    let rows = [
+        (
+            "psf/requests.git",
+            &req,
+            "api.py",
+            "https://github.com/psf/requests",
+        ),
+        (
+            "PSF/REQUESTS",
+            &req,
+            "api.py",
+            "https://github.com/psf/requests",
+        ),
+        (
+            "Psf/Requests.GIT",
+            &req,
+            "api.py",
+            "https://github.com/psf/requests",
+        ),
+        (
+            " psf/requests/ ",
+            &req,
+            "api.py",
+            "https://github.com/psf/requests",
+        ),
+        ("psf/request", &req, "api.py", ""),
+        ("x/y", &dg, "x.txt", "https://github.com/x/y.git"),
+        ("X/Y.git", &dg, "x.txt", "https://github.com/x/y.git"),
+        // Found through either spelling of the renamed repository.
+        ("SOFTWAREHERITAGE/SWH-GRAPH", &before, "before.txt", "*"),
+        ("softwareheritage/Swh-graph", &before, "before.txt", "*"),
+        (
+            "softwareheritage/swh-graph",
+            &after,
+            "after.txt",
+            "https://github.com/softwareheritage/swh-graph",
+        ),
+        (
+            "SoftwareHeritage/SWH-Graph",
+            &after,
+            "after.txt",
+            "https://github.com/softwareheritage/swh-graph",
+        ),
+    ];
     let meta = t.join("meta.parquet");
-    write_metadata(
-        &meta,
-        &[
-            ("t/long", &commits[0][..8], "f.txt"),
-            ("t/long", &commits[28][..8], "f.txt"),
-        ],
-    );
-    let config = write_config(
-        t,
-        &archive::ArchiveDir::new(&archive_dir).graph(),
-        &meta,
-        "origin_search_budget = 5",
-    );
-    let outcomes = run(&config);
-    let got = read_resolved(&t.join("work"));
-    assert_eq!(
-        got[0].status, "commit_not_in_origin",
-        "29 hops exceed a budget of 5"
-    );
-    assert_eq!(got[1].status, "ok", "one hop is within budget");
-    let matched = outcomes.iter().find(|o| o.phase == "match").unwrap();
-    assert_eq!(matched.manifest.counts.get("budget_hit"), Some(&1));
-    // A larger budget resolves it: options changed, so match and later phases rerun.
-    let config = write_config(
-        t,
-        &archive::ArchiveDir::new(&archive_dir).graph(),
-        &meta,
-        "origin_search_budget = 100",
-    );
-    let outcomes = run(&config);
-    let ran: Vec<&str> = outcomes
+    let as_refs: Vec<(&str, &str, &str)> = rows
         .iter()
-        .filter(|o| o.ran)
-        .map(|o| o.phase.name())
+        .map(|(slug, c, path, _)| (*slug, &c[..7], *path))
         .collect();
-    assert_eq!(ran, ["match", "reach", "labels", "walk"]);
-    assert_eq!(read_resolved(&t.join("work"))[0].status, "ok");
+    write_metadata(&meta, &as_refs);
+    let config = write_config(
+        t,
+        &archive::ArchiveDir::new(&archive_dir).graph(),
+        &meta,
+        "",
+    );
+    run(&config);
+    let got = read_resolved(&t.join("work"));
+    assert_eq!(got.len(), rows.len());
+    for (i, (r, (slug, commit, _, url))) in got.iter().zip(&rows).enumerate() {
+        assert_eq!(r.repo, *slug, "the input spelling is kept");
+        if url.is_empty() {
+            assert_eq!(r.status, "origin_not_found", "row {i}: {r:?}");
+            continue;
+        }
+        assert_eq!(r.status, "ok", "row {i}: {r:?}");
+        assert_eq!(r.revision.as_deref(), Some(commit.as_str()), "row {i}");
+        let used = r.origin_url.as_deref().unwrap();
+        if *url == "*" {
+            assert!(
+                used.eq_ignore_ascii_case("https://github.com/softwareheritage/swh-graph"),
+                "row {i}: {used}"
+            );
+        } else {
+            assert_eq!(used, *url, "row {i}");
+        }
+    }
+    let o = unearth()
+        .args(["verify", "--sample", "1000", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("disagreed 0"), "{text}");
 }
 
 #[test]

@@ -1,21 +1,22 @@
-//! The label pass's output (`WORKDIR/labels/`): `entries.parquet`, the directory entries it
-//! kept (`dir`, `name_id`, `perm`, `target`; sorted by directory then name id, which the walk
-//! binary-searches), and `names.parquet`, each requested path component with its label id
-//! (`name`, `name_id`) when the graph has it.
+//! The label pass's outputs (`WORKDIR/labels/`):
+//!
+//! - `names.flat`: each requested path component the graph has, as `(hash of the name, label
+//!   id)`, sorted by hash, so the walk finds a component's label id by binary search;
+//! - `entries.flat`: the directory entries the pass kept, `(directory, name id, permission,
+//!   target)`, sorted by directory then name id, so the walk finds an entry by binary
+//!   search.
+//!
+//! Both are read memory-mapped: the walk holds no copy of them.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, StringArray, UInt64Array, UInt8Array};
-use arrow::datatypes::UInt8Type;
+use super::flat::{le, FixedRecord, FlatError, FlatFile};
+use crate::model::slug::key_hash;
 
-use crate::table::{self, TableError};
-
-/// File name of the kept entries.
-pub const ENTRIES: &str = "entries.parquet";
-/// File name of the requested names.
-pub const NAMES: &str = "names.parquet";
+/// Label ids of the requested names.
+pub const NAMES: &str = "names.flat";
+/// The kept entries.
+pub const ENTRIES: &str = "entries.flat";
 
 /// One kept directory entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,88 +31,120 @@ pub struct Entry {
     pub target: u64,
 }
 
-/// Writes entries into `path`.
-pub fn write_entries(path: &Path, entries: &[Entry]) -> Result<(), TableError> {
-    table::write(
-        path,
-        vec![
-            (
-                "dir",
-                Arc::new(UInt64Array::from_iter_values(entries.iter().map(|e| e.dir))) as ArrayRef,
-            ),
-            (
-                "name_id",
-                Arc::new(UInt64Array::from_iter_values(
-                    entries.iter().map(|e| e.name_id),
-                )),
-            ),
-            (
-                "perm",
-                Arc::new(UInt8Array::from_iter_values(entries.iter().map(|e| e.perm))),
-            ),
-            (
-                "target",
-                Arc::new(UInt64Array::from_iter_values(
-                    entries.iter().map(|e| e.target),
-                )),
-            ),
-        ],
-    )?;
-    Ok(())
-}
-
-/// Reads entries back, checking they are sorted (the walk's binary search relies on it).
-pub fn read_entries(path: &Path) -> Result<Vec<Entry>, TableError> {
-    let b = table::read(path)?;
-    let dirs = table::u64s(&b, path, "dir")?;
-    let names = table::u64s(&b, path, "name_id")?;
-    let targets = table::u64s(&b, path, "target")?;
-    let perms = table::column(&b, path, "perm")?
-        .as_primitive_opt::<UInt8Type>()
-        .ok_or_else(|| TableError::column(path, "perm", "not UInt8"))?
-        .clone();
-    let entries: Vec<Entry> = (0..b.num_rows())
-        .map(|i| Entry {
-            dir: dirs[i],
-            name_id: names[i],
-            perm: perms.value(i),
-            target: targets[i],
-        })
-        .collect();
-    if entries.windows(2).any(|w| w[0] > w[1]) {
-        return Err(TableError::column(path, "dir", "entries are not sorted"));
+impl FixedRecord for Entry {
+    const SIZE: usize = 25;
+    const KIND: [u8; 4] = *b"entr";
+    fn write_to(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.dir.to_le_bytes());
+        out[8..16].copy_from_slice(&self.name_id.to_le_bytes());
+        out[16..24].copy_from_slice(&self.target.to_le_bytes());
+        out[24] = self.perm;
     }
-    Ok(entries)
+    fn read_from(b: &[u8]) -> Self {
+        Self {
+            dir: le::u64_at(b, 0),
+            name_id: le::u64_at(b, 8),
+            target: le::u64_at(b, 16),
+            perm: b[24],
+        }
+    }
 }
 
-/// Writes the requested names and their label ids into `path`.
-pub fn write_names(path: &Path, names: &HashMap<String, u64>) -> Result<(), TableError> {
-    let mut list: Vec<(&String, &u64)> = names.iter().collect();
-    list.sort();
-    table::write(
-        path,
-        vec![
-            (
-                "name",
-                Arc::new(StringArray::from_iter_values(
-                    list.iter().map(|(n, _)| n.as_str()),
-                )) as ArrayRef,
-            ),
-            (
-                "name_id",
-                Arc::new(UInt64Array::from_iter_values(list.iter().map(|(_, i)| **i))),
-            ),
-        ],
-    )?;
-    Ok(())
+/// A requested name's label id, by the hash of the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NameId {
+    /// [`key_hash`] of the name's bytes.
+    pub hash: u128,
+    /// Its label id.
+    pub id: u64,
 }
 
-/// Reads the requested names back.
-pub fn read_names(path: &Path) -> Result<HashMap<String, u64>, TableError> {
-    let b = table::read(path)?;
-    Ok(table::strings(&b, path, "name")?
-        .into_iter()
-        .zip(table::u64s(&b, path, "name_id")?)
-        .map(|(n, i)| (n.unwrap_or_default(), i))
-        .collect())
+impl FixedRecord for NameId {
+    const SIZE: usize = 24;
+    const KIND: [u8; 4] = *b"name";
+    fn write_to(&self, out: &mut [u8]) {
+        out[..16].copy_from_slice(&self.hash.to_le_bytes());
+        out[16..24].copy_from_slice(&self.id.to_le_bytes());
+    }
+    fn read_from(b: &[u8]) -> Self {
+        Self {
+            hash: le::u128_at(b, 0),
+            id: le::u64_at(b, 16),
+        }
+    }
+}
+
+impl crate::sort::Record for NameId {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut b = [0u8; 24];
+        self.write_to(&mut b);
+        out.extend_from_slice(&b);
+    }
+    fn decode(b: &[u8]) -> Option<Self> {
+        (b.len() == 24).then(|| Self::read_from(b))
+    }
+    fn mem_size(&self) -> usize {
+        0
+    }
+}
+
+/// The kept entries, mapped.
+pub struct Entries(FlatFile<Entry>);
+
+impl Entries {
+    /// Maps `dir/entries.flat`.
+    pub fn open(dir: &Path) -> Result<Self, FlatError> {
+        Ok(Self(FlatFile::open(&dir.join(ENTRIES))?))
+    }
+
+    /// The entry named `name` in directory `dir`: its permission code and target.
+    pub fn lookup(&self, dir: u64, name: u64) -> Option<(u8, u64)> {
+        let i = self.0.partition_point(|e| (e.dir, e.name_id) < (dir, name));
+        self.0
+            .get(i)
+            .filter(|e| e.dir == dir && e.name_id == name)
+            .map(|e| (e.perm, e.target))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every entry, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.0.iter_from(0)
+    }
+}
+
+/// The requested names' label ids, mapped.
+pub struct Names(FlatFile<NameId>);
+
+impl Names {
+    /// Maps `dir/names.flat`.
+    pub fn open(dir: &Path) -> Result<Self, FlatError> {
+        Ok(Self(FlatFile::open(&dir.join(NAMES))?))
+    }
+
+    /// The label id of `name`, when the graph has it and it was requested.
+    pub fn get(&self, name: &[u8]) -> Option<u64> {
+        let h = key_hash(name);
+        let i = self.0.partition_point(|r| r.hash < h);
+        self.0.get(i).filter(|r| r.hash == h).map(|r| r.id)
+    }
+
+    /// Number of names.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }

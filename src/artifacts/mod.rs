@@ -4,21 +4,27 @@
 //!
 //! | folder | module | files |
 //! |---|---|---|
-//! | `plan/` | [`plan`] | `rows`, `pairs`, `paths`, `rejects` (Parquet), `inputs.json` |
-//! | `scan/` | [`candidates`] | `candidates.parquet` |
-//! | `match/` | [`matches`](mod@matches) | `pairs.parquet` |
+//! | `plan/` | [`plan`] | `pairs.parquet`, `components.parquet`, `rejects.parquet`, `pairs.flat`, `prefixes.flat`, `inputs.json` |
+//! | `names/` | [`entries`] (names), [`bits`] | `names.flat`, `wanted.bits` |
+//! | `scan/` | [`candidates`] | `candidates.parquet`, `candidates.flat`, `origins.parquet` |
+//! | `match/` | [`matches`](mod@matches) | `pairs.flat`, `members.flat` |
 //! | `reach/` | [`bits`] | `dirs.bits` |
-//! | `labels/` | [`entries`] | `entries.parquet`, `names.parquet` |
+//! | `labels/` | [`entries`] | `entries.flat` |
 //! | `walk/` | [`resolved`] | `resolved-NNNNN.parquet` |
 //! | `content/` | [`join`] | `join.parquet` (`found.parquet` in shards) |
 //! | `fetch/` | [`fetched`] | `fetched.parquet` |
 //! | `export/` | [`export`] | `part-NNNNN.parquet`, `summary.json` |
+//!
+//! `.flat` files ([`flat`]) are arrays of fixed-size records behind a 16-byte header, sorted
+//! by key and read memory-mapped with binary search: the tables later phases look up by key
+//! without loading them.
 
 pub mod bits;
 pub mod candidates;
 pub mod entries;
 pub mod export;
 pub mod fetched;
+pub mod flat;
 pub mod join;
 pub mod matches;
 pub mod plan;

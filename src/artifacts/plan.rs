@@ -1,20 +1,35 @@
-//! The plan's files (`WORKDIR/plan/`): every row's pair and path, the distinct pairs and
-//! paths, the rejected rows, and the input files in row-id order.
+//! The plan's files (`WORKDIR/plan/`):
+//!
+//! - `pairs.parquet`: the distinct `(repository, prefix)` pairs, sorted by normalised slug
+//!   then prefix, numbered in that order: `pair_id`, `slug` (normalised), `prefix`
+//!   (lower-case hex), `depth` (components of the pair's longest requested path);
+//! - `pairs.flat`: `(hash of the pair's key, pair_id)` sorted by hash, to find a row's pair;
+//! - `prefixes.flat`: the distinct prefixes, by length then value, for the revision scan;
+//! - `components.parquet`: the distinct path components (`name`), sorted, for the label pass;
+//! - `rejects.parquet`: invalid rows (`row_id`, `file`, `row`, `reason`);
+//! - `inputs.json`: the input files in row-id order, with their row counts.
+//!
+//! Nothing is per row: the walk reads the metadata again and finds each row's pair by key.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringArray, UInt32Array, UInt64Array};
+use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array, UInt8Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use super::flat::{le, FixedRecord, FlatError, FlatFile};
+use crate::model::slug::{key_hash, pair_key};
 use crate::table::{self, TableError};
 
-/// Per row: `row_id`, `pair_id`, `path_id` (nulls for invalid rows).
-pub const ROWS: &str = "rows.parquet";
-/// Per distinct (repo, prefix): `pair_id`, `repo`, `prefix` (lower-case hex).
+/// The distinct pairs.
 pub const PAIRS: &str = "pairs.parquet";
-/// Per distinct path: `path_id`, `path`.
-pub const PATHS: &str = "paths.parquet";
-/// Per invalid row: `row_id`, `file`, `row` (in that file), `reason`.
+/// Pair ids by key hash.
+pub const PAIR_INDEX: &str = "pairs.flat";
+/// The distinct prefixes.
+pub const PREFIXES: &str = "prefixes.flat";
+/// The distinct path components.
+pub const COMPONENTS: &str = "components.parquet";
+/// The invalid rows.
 pub const REJECTS: &str = "rejects.parquet";
 /// The input files in row-id order, with their row counts (JSON).
 pub const INPUTS: &str = "inputs.json";
@@ -32,97 +47,335 @@ pub struct Reject {
     pub reason: String,
 }
 
-/// Writes `rows.parquet`: row ids `0..n` with their pair and path ids.
-pub fn write_rows(
+/// One distinct pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    /// Its id (rank in slug, prefix order).
+    pub id: u32,
+    /// Normalised slug.
+    pub slug: String,
+    /// Lower-case hex prefix.
+    pub prefix: String,
+    /// Components of its longest requested path.
+    pub depth: u8,
+}
+
+fn pairs_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("pair_id", DataType::UInt32, false),
+        Field::new("slug", DataType::Utf8, false),
+        Field::new("prefix", DataType::Utf8, false),
+        Field::new("depth", DataType::UInt8, false),
+    ]))
+}
+
+/// Writes `pairs.parquet` batch by batch.
+pub struct PairsWriter {
+    path: std::path::PathBuf,
+    writer: table::Writer,
+    pending: Vec<Pair>,
+}
+
+impl PairsWriter {
+    /// Creates `dir/pairs.parquet`.
+    pub fn create(dir: &Path) -> Result<Self, TableError> {
+        let path = dir.join(PAIRS);
+        Ok(Self {
+            writer: table::Writer::create(&path, pairs_schema())?,
+            path,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Appends a pair (ids must come in order).
+    pub fn push(&mut self, p: Pair) -> Result<(), TableError> {
+        self.pending.push(p);
+        if self.pending.len() >= 65_536 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), TableError> {
+        let p = std::mem::take(&mut self.pending);
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from_iter_values(p.iter().map(|x| x.id))),
+            Arc::new(StringArray::from_iter_values(
+                p.iter().map(|x| x.slug.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                p.iter().map(|x| x.prefix.as_str()),
+            )),
+            Arc::new(UInt8Array::from_iter_values(p.iter().map(|x| x.depth))),
+        ];
+        let batch = RecordBatch::try_new(pairs_schema(), cols)
+            .map_err(|e| TableError::arrow(&self.path, e))?;
+        self.writer.write(&batch)
+    }
+
+    /// Finishes the file.
+    pub fn finish(mut self) -> Result<(), TableError> {
+        self.flush()?;
+        self.writer.close()
+    }
+}
+
+/// Reads `pairs.parquet` batch by batch, in id order.
+pub fn read_pairs(
     dir: &Path,
-    pairs: Vec<Option<u32>>,
-    paths: Vec<Option<u32>>,
-) -> Result<(), TableError> {
-    let n = pairs.len() as u64;
-    table::write(
-        &dir.join(ROWS),
-        vec![
-            (
-                "row_id",
-                Arc::new(UInt64Array::from_iter_values(0..n)) as ArrayRef,
-            ),
-            ("pair_id", Arc::new(UInt32Array::from(pairs))),
-            ("path_id", Arc::new(UInt32Array::from(paths))),
-        ],
-    )?;
-    Ok(())
+) -> Result<impl Iterator<Item = Result<Vec<Pair>, TableError>>, TableError> {
+    let path = dir.join(PAIRS);
+    let (_, batches) = table::open(&path)?;
+    Ok(batches.map(move |b| {
+        let b = b?;
+        let ids = table::u32s(&b, &path, "pair_id")?;
+        let slugs = table::strings(&b, &path, "slug")?;
+        let prefixes = table::strings(&b, &path, "prefix")?;
+        let depth = table::column(&b, &path, "depth")?
+            .as_any()
+            .downcast_ref::<UInt8Array>()
+            .ok_or_else(|| TableError::column(&path, "depth", "not UInt8"))?
+            .values()
+            .to_vec();
+        Ok((0..b.num_rows())
+            .map(|i| Pair {
+                id: ids[i],
+                slug: slugs[i].clone().unwrap_or_default(),
+                prefix: prefixes[i].clone().unwrap_or_default(),
+                depth: depth[i],
+            })
+            .collect())
+    }))
 }
 
-/// Writes `pairs.parquet` from the pairs in id order.
-pub fn write_pairs(dir: &Path, pairs: &[(&str, &str)]) -> Result<(), TableError> {
-    table::write(
-        &dir.join(PAIRS),
-        vec![
-            (
-                "pair_id",
-                Arc::new(UInt32Array::from_iter_values(0..pairs.len() as u32)) as ArrayRef,
-            ),
-            (
-                "repo",
-                Arc::new(StringArray::from_iter_values(pairs.iter().map(|p| p.0))),
-            ),
-            (
-                "prefix",
-                Arc::new(StringArray::from_iter_values(pairs.iter().map(|p| p.1))),
-            ),
-        ],
-    )?;
-    Ok(())
+/// A pair's id by the hash of its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PairIndex {
+    /// [`key_hash`] of the pair's key.
+    pub hash: u128,
+    /// Its id.
+    pub pair_id: u32,
 }
 
-/// Writes `paths.parquet` from the paths in id order.
-pub fn write_paths(dir: &Path, paths: &[&str]) -> Result<(), TableError> {
-    table::write(
-        &dir.join(PATHS),
-        vec![
-            (
-                "path_id",
-                Arc::new(UInt32Array::from_iter_values(0..paths.len() as u32)) as ArrayRef,
-            ),
-            (
-                "path",
-                Arc::new(StringArray::from_iter_values(paths.iter().copied())),
-            ),
-        ],
-    )?;
-    Ok(())
+impl FixedRecord for PairIndex {
+    const SIZE: usize = 20;
+    const KIND: [u8; 4] = *b"pair";
+    fn write_to(&self, out: &mut [u8]) {
+        out[..16].copy_from_slice(&self.hash.to_le_bytes());
+        out[16..20].copy_from_slice(&self.pair_id.to_le_bytes());
+    }
+    fn read_from(b: &[u8]) -> Self {
+        Self {
+            hash: le::u128_at(b, 0),
+            pair_id: le::u32_at(b, 16),
+        }
+    }
 }
 
-/// Writes `rejects.parquet`.
-pub fn write_rejects(dir: &Path, rejects: &[Reject]) -> Result<(), TableError> {
-    table::write(
-        &dir.join(REJECTS),
-        vec![
-            (
-                "row_id",
-                Arc::new(UInt64Array::from_iter_values(
-                    rejects.iter().map(|r| r.row_id),
-                )) as ArrayRef,
-            ),
-            (
-                "file",
-                Arc::new(StringArray::from_iter_values(
-                    rejects.iter().map(|r| r.file.as_str()),
-                )),
-            ),
-            (
-                "row",
-                Arc::new(UInt64Array::from_iter_values(rejects.iter().map(|r| r.row))),
-            ),
-            (
-                "reason",
-                Arc::new(StringArray::from_iter_values(
-                    rejects.iter().map(|r| r.reason.as_str()),
-                )),
-            ),
-        ],
-    )?;
-    Ok(())
+/// Finds a pair's id from its normalised slug and prefix.
+pub struct PairLookup(FlatFile<PairIndex>);
+
+impl PairLookup {
+    /// Maps `dir/pairs.flat`.
+    pub fn open(dir: &Path) -> Result<Self, FlatError> {
+        Ok(Self(FlatFile::open(&dir.join(PAIR_INDEX))?))
+    }
+
+    /// The id of the pair `(slug, prefix)`, if the plan has it.
+    pub fn get(&self, slug: &str, prefix: &str) -> Option<u32> {
+        let h = key_hash(&pair_key(slug, prefix));
+        let i = self.0.partition_point(|r| r.hash < h);
+        self.0.get(i).filter(|r| r.hash == h).map(|r| r.pair_id)
+    }
+}
+
+/// A requested prefix: its hex digits as bytes (zero-padded) and how many digits it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Prefix {
+    /// Number of hex digits (4 to 40); sorts first, so each length is one run.
+    pub digits: u8,
+    /// The digits, two per byte, zero-padded.
+    pub bytes: [u8; 20],
+}
+
+impl Prefix {
+    /// The prefix of lower-case hex text (4 to 40 digits), `None` otherwise.
+    pub fn parse(hex: &str) -> Option<Self> {
+        if !(4..=40).contains(&hex.len()) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut bytes = [0u8; 20];
+        for (i, c) in hex.bytes().enumerate() {
+            let v = (c as char).to_digit(16)? as u8;
+            bytes[i / 2] |= if i % 2 == 0 { v << 4 } else { v };
+        }
+        Some(Self {
+            digits: hex.len() as u8,
+            bytes,
+        })
+    }
+
+    /// `id` cut to `digits` hex digits (the rest zeroed): the prefix it would match.
+    pub fn of_id(id: &[u8; 20], digits: u8) -> Self {
+        let mut bytes = *id;
+        let d = digits as usize;
+        if d < 40 {
+            if d % 2 == 1 {
+                bytes[d / 2] &= 0xf0;
+            }
+            for b in bytes.iter_mut().skip(d.div_ceil(2)) {
+                *b = 0;
+            }
+        }
+        Self { digits, bytes }
+    }
+}
+
+impl FixedRecord for Prefix {
+    const SIZE: usize = 21;
+    const KIND: [u8; 4] = *b"pref";
+    fn write_to(&self, out: &mut [u8]) {
+        out[0] = self.digits;
+        out[1..21].copy_from_slice(&self.bytes);
+    }
+    fn read_from(b: &[u8]) -> Self {
+        Self {
+            digits: b[0],
+            bytes: le::id_at(b, 1),
+        }
+    }
+}
+
+/// Writes `components.parquet` from names in sorted order, batch by batch.
+pub struct ComponentsWriter {
+    path: std::path::PathBuf,
+    writer: table::Writer,
+    pending: Vec<String>,
+    /// Names written.
+    pub count: u64,
+}
+
+fn names_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]))
+}
+
+impl ComponentsWriter {
+    /// Creates `path`.
+    pub fn create(path: &Path) -> Result<Self, TableError> {
+        Ok(Self {
+            writer: table::Writer::create(path, names_schema())?,
+            path: path.to_owned(),
+            pending: Vec::new(),
+            count: 0,
+        })
+    }
+
+    /// Appends a name.
+    pub fn push(&mut self, name: String) -> Result<(), TableError> {
+        self.pending.push(name);
+        self.count += 1;
+        if self.pending.len() >= 65_536 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), TableError> {
+        let names = std::mem::take(&mut self.pending);
+        let batch = RecordBatch::try_new(
+            names_schema(),
+            vec![Arc::new(StringArray::from(names)) as ArrayRef],
+        )
+        .map_err(|e| TableError::arrow(&self.path, e))?;
+        self.writer.write(&batch)
+    }
+
+    /// Finishes the file.
+    pub fn finish(mut self) -> Result<u64, TableError> {
+        self.flush()?;
+        self.writer.close()?;
+        Ok(self.count)
+    }
+}
+
+/// Reads `components.parquet` batch by batch.
+pub fn read_components(
+    dir: &Path,
+) -> Result<impl Iterator<Item = Result<Vec<String>, TableError>>, TableError> {
+    let path = dir.join(COMPONENTS);
+    let (_, batches) = table::open(&path)?;
+    Ok(batches.map(move |b| {
+        let b = b?;
+        Ok(table::strings(&b, &path, "name")?
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect())
+    }))
+}
+
+fn rejects_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("row_id", DataType::UInt64, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("row", DataType::UInt64, false),
+        Field::new("reason", DataType::Utf8, false),
+    ]))
+}
+
+/// Writes `rejects.parquet` batch by batch.
+pub struct RejectsWriter {
+    path: std::path::PathBuf,
+    writer: table::Writer,
+    pending: Vec<Reject>,
+    /// Rejects written.
+    pub count: u64,
+}
+
+impl RejectsWriter {
+    /// Creates `dir/rejects.parquet`.
+    pub fn create(dir: &Path) -> Result<Self, TableError> {
+        let path = dir.join(REJECTS);
+        Ok(Self {
+            writer: table::Writer::create(&path, rejects_schema())?,
+            path,
+            pending: Vec::new(),
+            count: 0,
+        })
+    }
+
+    /// Appends a reject.
+    pub fn push(&mut self, r: Reject) -> Result<(), TableError> {
+        self.pending.push(r);
+        self.count += 1;
+        if self.pending.len() >= 65_536 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), TableError> {
+        let r = std::mem::take(&mut self.pending);
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(r.iter().map(|x| x.row_id))),
+            Arc::new(StringArray::from_iter_values(
+                r.iter().map(|x| x.file.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(r.iter().map(|x| x.row))),
+            Arc::new(StringArray::from_iter_values(
+                r.iter().map(|x| x.reason.as_str()),
+            )),
+        ];
+        let batch = RecordBatch::try_new(rejects_schema(), cols)
+            .map_err(|e| TableError::arrow(&self.path, e))?;
+        self.writer.write(&batch)
+    }
+
+    /// Finishes the file.
+    pub fn finish(mut self) -> Result<u64, TableError> {
+        self.flush()?;
+        self.writer.close()?;
+        Ok(self.count)
+    }
 }
 
 /// Writes `inputs.json`: `[[file, rows], ...]` in row-id order.
@@ -132,90 +385,38 @@ pub fn write_inputs(dir: &Path, files: &[(String, u64)]) -> Result<(), TableErro
     std::fs::write(&path, text).map_err(|e| TableError::io(&path, e))
 }
 
-/// The plan read back by later phases.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// Per row: pair id (`u32::MAX` if invalid).
-    pub row_pair: Vec<u32>,
-    /// Per row: path id (`u32::MAX` if invalid).
-    pub row_path: Vec<u32>,
-    /// Per pair: (repo, prefix).
-    pub pairs: Vec<(String, String)>,
-    /// Per path id: the path.
-    pub paths: Vec<String>,
-    /// Input files in row order, with their row counts.
-    pub files: Vec<(String, u64)>,
-}
-
-impl Plan {
-    /// Reads the plan written into `dir`.
-    pub fn load(dir: &Path) -> Result<Self, TableError> {
-        let rows_path = dir.join(ROWS);
-        let rows = table::read(&rows_path)?;
-        let pairs = read_pairs(dir)?;
-        let row_pair = table::u32s(&rows, &rows_path, "pair_id")?;
-        let row_path = table::u32s(&rows, &rows_path, "path_id")?;
-        let paths = read_paths(dir)?;
-        // Ids index the other tables: check them once here, so that no later phase can index
-        // out of bounds on a damaged plan.
-        for (&pair, &path) in row_pair.iter().zip(&row_path) {
-            if (pair != u32::MAX && pair as usize >= pairs.len())
-                || (path != u32::MAX && path as usize >= paths.len())
-            {
-                return Err(TableError::column(&rows_path, "pair_id", "id out of range"));
-            }
-        }
-        Ok(Self {
-            row_pair,
-            row_path,
-            pairs,
-            paths,
-            files: read_inputs(dir)?,
-        })
-    }
-
-    /// Per pair, its distinct requested paths (sorted).
-    pub fn pair_paths(&self) -> Vec<Vec<&str>> {
-        let mut out: Vec<Vec<&str>> = vec![Vec::new(); self.pairs.len()];
-        for (&pair, &path) in self.row_pair.iter().zip(&self.row_path) {
-            if pair != u32::MAX {
-                out[pair as usize].push(self.paths[path as usize].as_str());
-            }
-        }
-        for v in &mut out {
-            v.sort_unstable();
-            v.dedup();
-        }
-        out
-    }
-}
-
-/// Reads `pairs.parquet`: (repo, prefix) in pair-id order.
-pub fn read_pairs(dir: &Path) -> Result<Vec<(String, String)>, TableError> {
-    let path = dir.join(PAIRS);
-    let b = table::read(&path)?;
-    let repos = table::strings(&b, &path, "repo")?;
-    let prefixes = table::strings(&b, &path, "prefix")?;
-    Ok(repos
-        .into_iter()
-        .zip(prefixes)
-        .map(|(r, p)| (r.unwrap_or_default(), p.unwrap_or_default()))
-        .collect())
-}
-
-/// Reads `paths.parquet`: paths in path-id order.
-pub fn read_paths(dir: &Path) -> Result<Vec<String>, TableError> {
-    let path = dir.join(PATHS);
-    let b = table::read(&path)?;
-    Ok(table::strings(&b, &path, "path")?
-        .into_iter()
-        .map(Option::unwrap_or_default)
-        .collect())
-}
-
 /// Reads `inputs.json`.
 pub fn read_inputs(dir: &Path) -> Result<Vec<(String, u64)>, TableError> {
     let path = dir.join(INPUTS);
     let text = std::fs::read_to_string(&path).map_err(|e| TableError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| TableError::column(&path, "files", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_cut_ids_as_hex_prefixes_do() {
+        let id: [u8; 20] = hex::decode("abcdef0123456789abcdef0123456789abcdef01")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        for p in [
+            "abcd",
+            "abcde",
+            "abcdef0",
+            "abcdef0123456789abcdef0123456789abcdef01",
+        ] {
+            let prefix = Prefix::parse(p).unwrap();
+            assert_eq!(Prefix::of_id(&id, prefix.digits), prefix, "{p}");
+        }
+        assert_ne!(Prefix::of_id(&id, 5), Prefix::parse("abcdf").unwrap());
+        assert!(Prefix::parse("abc").is_none());
+        assert!(Prefix::parse("abcg").is_none());
+        assert!(
+            Prefix::parse("ABCD").is_some(),
+            "case is the caller's business"
+        );
+    }
 }

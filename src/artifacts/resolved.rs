@@ -3,7 +3,9 @@
 //!
 //! Columns: `row_id`, the input's own columns, then what the walk found: `origin_url`,
 //! `snapshot` (`swh:1:snp:...`), `revision` (hex), `sha1_git` (the content, hex),
-//! `permissions` (git mode), `status` and `candidates` (revisions sharing the prefix). An
+//! `permissions` (git mode), `status`, `candidates` (revisions sharing the prefix in the
+//! whole graph) and `candidates_with_path` (how many revisions of the origin with the prefix
+//! hold the row's path: more than one means the prefix is ambiguous for this row). An
 //! input column whose name is one of these is renamed `input_<name>` (prefixed again until
 //! the name is unique), so that every file has unique column names. The required input
 //! columns (`repo`, `commit_id`, `rel_path`) never clash and keep their names.
@@ -18,7 +20,7 @@ use crate::model::{RowStatus, Sha1Git, Status};
 use crate::table::{self, TableError};
 
 /// The columns the walk writes besides the input's: `row_id` first, then these, in order.
-pub const WALK_COLUMNS: [&str; 8] = [
+pub const WALK_COLUMNS: [&str; 9] = [
     "row_id",
     "origin_url",
     "snapshot",
@@ -27,12 +29,13 @@ pub const WALK_COLUMNS: [&str; 8] = [
     "permissions",
     "status",
     "candidates",
+    "candidates_with_path",
 ];
 
 /// The type of each of [`WALK_COLUMNS`] after `row_id`.
 fn walk_type(name: &str) -> DataType {
     match name {
-        "permissions" | "candidates" => DataType::UInt32,
+        "permissions" | "candidates" | "candidates_with_path" => DataType::UInt32,
         _ => DataType::Utf8,
     }
 }
@@ -103,6 +106,8 @@ pub struct Resolution {
     pub status: RowStatus,
     /// Revisions with the row's prefix in the whole graph.
     pub candidates: Option<u32>,
+    /// Revisions of the origin with the prefix whose tree holds the row's path.
+    pub candidates_with_path: Option<u32>,
 }
 
 /// Writes one resolved file.
@@ -171,6 +176,9 @@ impl ResolvedWriter {
         )));
         cols.push(Arc::new(UInt32Array::from_iter(
             rows.iter().map(|r| r.candidates),
+        )));
+        cols.push(Arc::new(UInt32Array::from_iter(
+            rows.iter().map(|r| r.candidates_with_path),
         )));
         let batch = RecordBatch::try_new(self.schema.clone(), cols)
             .map_err(|e| TableError::arrow(&self.path, e))?;

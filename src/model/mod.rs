@@ -7,6 +7,7 @@ pub mod hashes;
 pub mod ids;
 pub mod phase;
 pub mod shard;
+pub mod slug;
 pub mod status;
 
 pub use counts::{CountMap, Counts, StatusCounts};

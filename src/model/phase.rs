@@ -24,15 +24,17 @@ use std::str::FromStr;
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
 pub enum Phase {
-    /// Read and validate the metadata; group rows by (repo, prefix).
+    /// Read and validate the metadata; gather its pairs, prefixes and path components.
     Plan,
-    /// One sequential pass over revision nodes for the requested prefixes.
+    /// Map the requested path components to the graph's label ids.
+    Names,
+    /// One sequential pass over nodes for the requested prefixes and origins.
     Scan,
-    /// Decide which candidate revision belongs to each repository's origin.
+    /// Decide which candidate revisions belong to each repository's origins.
     Match,
-    /// Mark the directories the paths need, below each winning revision.
+    /// Mark the directories the paths need, below each member revision.
     Reach,
-    /// One ordered pass over the labels file, keeping requested names.
+    /// Decode the labels of the directories the paths need, keeping requested names.
     Labels,
     /// Walk every row down its path; write the resolved output.
     Walk,
@@ -55,10 +57,22 @@ pub enum Sharding {
     Sha1Range,
 }
 
+impl Sharding {
+    /// What a shard is, in words (job scripts, status).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Sharding::NodeRange => "a node-id range",
+            Sharding::OrcFiles => "a slice of the ORC content files",
+            Sharding::Sha1Range => "a sha1 range",
+        }
+    }
+}
+
 impl Phase {
     /// Every phase, in running order.
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 10] = [
         Phase::Plan,
+        Phase::Names,
         Phase::Scan,
         Phase::Match,
         Phase::Reach,
@@ -73,6 +87,7 @@ impl Phase {
     pub fn name(self) -> &'static str {
         match self {
             Phase::Plan => "plan",
+            Phase::Names => "names",
             Phase::Scan => "scan",
             Phase::Match => "match",
             Phase::Reach => "reach",
@@ -87,26 +102,17 @@ impl Phase {
     /// One line saying what the phase does (the command line's help).
     pub fn about(self) -> &'static str {
         match self {
-            Phase::Plan => "Phase 1: read and validate the metadata, group rows by (repo, prefix)",
-            Phase::Scan => {
-                "Phase 2: one sequential scan of revision nodes for the requested prefixes"
-            }
-            Phase::Match => {
-                "Phase 3: decide which candidate revision belongs to each repository's origin"
-            }
-            Phase::Reach => {
-                "Phase 4: mark the directories the paths need, below each winning revision"
-            }
-            Phase::Labels => {
-                "Phase 5: one ordered pass over the labels file, keeping requested names"
-            }
-            Phase::Walk => "Phase 6: walk every row down its path and write the resolved output",
-            Phase::Content => "Phase 7: sha1_git -> sha1 from the ORC content tables",
-            Phase::Fetch => {
-                "Phase 8: fetch the blobs (S3 or a folder), verify them, store them durably"
-            }
+            Phase::Plan => "Read and validate the metadata; gather its pairs, prefixes, path names",
+            Phase::Names => "Map the requested path components to the graph's label ids",
+            Phase::Scan => "One sequential pass over nodes for the requested prefixes and origins",
+            Phase::Match => "Decide which candidate revisions belong to each repository's origins",
+            Phase::Reach => "Mark the directories the paths need, below each member revision",
+            Phase::Labels => "Decode the labels of the directories the paths need",
+            Phase::Walk => "Walk every row down its path and write the resolved output",
+            Phase::Content => "sha1_git -> sha1 from the ORC content tables",
+            Phase::Fetch => "Fetch the blobs (S3 or a folder), verify them, store them durably",
             Phase::Export => {
-                "Phase 9: write the Parquet dataset with contents, language and quality columns"
+                "Write the Parquet dataset with contents, language and quality columns"
             }
         }
     }
@@ -115,11 +121,18 @@ impl Phase {
     pub fn deps(self) -> &'static [Phase] {
         match self {
             Phase::Plan => &[],
+            Phase::Names => &[Phase::Plan],
             Phase::Scan => &[Phase::Plan],
             Phase::Match => &[Phase::Plan, Phase::Scan],
             Phase::Reach => &[Phase::Plan, Phase::Match],
-            Phase::Labels => &[Phase::Plan, Phase::Reach],
-            Phase::Walk => &[Phase::Plan, Phase::Match, Phase::Labels],
+            Phase::Labels => &[Phase::Plan, Phase::Names, Phase::Match, Phase::Reach],
+            Phase::Walk => &[
+                Phase::Plan,
+                Phase::Names,
+                Phase::Scan,
+                Phase::Match,
+                Phase::Labels,
+            ],
             Phase::Content => &[Phase::Walk],
             Phase::Fetch => &[Phase::Content],
             Phase::Export => &[Phase::Walk, Phase::Content, Phase::Fetch],
@@ -221,6 +234,7 @@ mod tests {
             Phase::Walk.upstream(),
             [
                 Phase::Plan,
+                Phase::Names,
                 Phase::Scan,
                 Phase::Match,
                 Phase::Reach,

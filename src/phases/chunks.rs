@@ -57,33 +57,36 @@ impl Chunks {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 
-    /// Runs `work(i, tmp)` for each chunk `i < n` not already done; `work` writes `file` into
-    /// `tmp` and returns the chunk's counts. Returns every chunk's file in order and the
-    /// counts summed over all chunks.
+    /// Runs `work(i, tmp)` for each chunk `i < n` not already done; `work` writes each of
+    /// `names` into `tmp` and returns the chunk's counts. Returns, per name, every chunk's
+    /// file in order, and the counts summed over all chunks.
     pub fn run<C: Counts>(
         &self,
         n: usize,
-        file: &str,
+        names: &[&str],
         mut work: impl FnMut(usize, &Path) -> Result<C, PhaseError>,
-    ) -> Result<(Vec<PathBuf>, C, ChunkStats), PhaseError> {
+    ) -> Result<(Vec<Vec<PathBuf>>, C, ChunkStats), PhaseError> {
         let io = |p: &Path| {
             let p = p.to_owned();
             move |source| PhaseError::Io { path: p, source }
         };
-        let mut files = Vec::with_capacity(n);
+        let mut files: Vec<Vec<PathBuf>> = vec![Vec::with_capacity(n); names.len()];
         let mut total = C::default();
         let mut stats = ChunkStats {
             chunks: n as u64,
             reused: 0,
         };
         for i in 0..n {
-            let data = self.dir.join(format!("chunk-{i:06}.{file}"));
+            let data: Vec<PathBuf> = names
+                .iter()
+                .map(|name| self.dir.join(format!("chunk-{i:06}.{name}")))
+                .collect();
             let done = self.dir.join(format!("chunk-{i:06}.json"));
             let earlier: Option<C> = std::fs::read_to_string(&done)
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
             let counts = match earlier {
-                Some(c) if data.is_file() => {
+                Some(c) if data.iter().all(|d| d.is_file()) => {
                     stats.reused += 1;
                     c
                 }
@@ -94,7 +97,9 @@ impl Chunks {
                     }
                     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
                     let c = work(i, &tmp)?;
-                    std::fs::rename(tmp.join(file), &data).map_err(io(&data))?;
+                    for (name, d) in names.iter().zip(&data) {
+                        std::fs::rename(tmp.join(name), d).map_err(io(d))?;
+                    }
                     let t = done.with_extension("json.tmp");
                     let text = serde_json::to_string(&c).unwrap_or_default();
                     std::fs::write(&t, text).map_err(io(&t))?;
@@ -104,7 +109,9 @@ impl Chunks {
                 }
             };
             total.add(&counts);
-            files.push(data);
+            for (f, d) in files.iter_mut().zip(data) {
+                f.push(d);
+            }
         }
         Ok((files, total, stats))
     }

@@ -1,4 +1,4 @@
-//! Phase 7, **content join**: sha1_git -> sha1, length and archive status, from one pass
+//! Phase 8, **content join**: sha1_git -> sha1, length and archive status, from one pass
 //! over the ORC `content` and `skipped_content` tables.
 //!
 //! SWH's blob store is keyed by plain sha1, which the graph does not have; the export tables
@@ -203,7 +203,7 @@ pub struct Input {
 
 /// Joins the shard's ORC files, one chunk per file, into `ctx.out/found.parquet`.
 pub fn run(ctx: &Context, input: Input) -> Result<ContentCounts, PhaseError> {
-    let (parts, mut counts, stats) = ctx.chunks.run(input.files.len(), FOUND, |i, tmp| {
+    let (parts, mut counts, stats) = ctx.chunks.run(input.files.len(), &[FOUND], |i, tmp| {
         let started = std::time::Instant::now();
         let (path, skipped) = &input.files[i];
         let mut found = JoinMap::new();
@@ -219,7 +219,7 @@ pub fn run(ctx: &Context, input: Input) -> Result<ContentCounts, PhaseError> {
         })
     })?;
     let mut found = JoinMap::new();
-    for f in &parts {
+    for f in &parts[0] {
         for (id, k) in join::load(f)? {
             insert(&mut found, id, k);
         }

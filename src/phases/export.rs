@@ -1,4 +1,4 @@
-//! Phase 9, **export**: the dataset, one row per input row, with the file contents.
+//! Phase 10, **export**: the dataset, one row per input row, with the file contents.
 //!
 //! Each resolved row is completed with what the content join and the fetch found: `sha1`,
 //! `size`, `language` (from the file name), `content` (UTF-8 text), The Stack's quality

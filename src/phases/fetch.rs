@@ -1,4 +1,4 @@
-//! Phase 8, **fetch**: the bytes of every needed blob, from S3 or a local folder, each
+//! Phase 9, **fetch**: the bytes of every needed blob, from S3 or a local folder, each
 //! proven by its hashes before it is kept.
 //!
 //! Each distinct sha1 is fetched once, with at most `concurrency` requests in flight. An

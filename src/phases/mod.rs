@@ -13,6 +13,8 @@ pub mod fetch;
 pub mod labels;
 pub mod language;
 pub mod matching;
+pub mod membership;
+pub mod names;
 pub mod plan;
 pub mod reach;
 pub mod scan;
@@ -48,6 +50,9 @@ pub enum PhaseError {
     /// The blob store or its source.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A flat record file of the work directory.
+    #[error(transparent)]
+    Flat(#[from] crate::artifacts::flat::FlatError),
     /// Another file of the work directory.
     #[error("{path}")]
     Io {
@@ -88,6 +93,8 @@ pub struct Context<'a> {
     pub shard: Shard,
     /// Checkpointed chunks of this shard's work.
     pub chunks: &'a Chunks,
+    /// A scratch folder for temporary files (sort runs), removed when the phase ends.
+    pub scratch: &'a Path,
     /// Fetch again the blobs recorded as missing or corrupt.
     pub retry_missing: bool,
 }

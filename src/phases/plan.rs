@@ -1,26 +1,37 @@
-//! Phase 1, **plan**: read the metadata, validate every row, group rows by (repo, prefix).
+//! Phase 1, **plan**: read the metadata once, validate every row, and gather what the later
+//! phases need: the distinct `(repository, prefix)` pairs, the distinct prefixes, the
+//! distinct path components.
 //!
 //! Input: Nemotron-style Parquet files with Utf8 or LargeUtf8 columns `repo`, `commit_id` and
 //! `rel_path`; other columns are carried through to the outputs. All files must have the same
 //! columns (names and types): a part with other columns is refused, naming both files, since
-//! the outputs hold one schema. Every row gets a stable id, its position in the input (files
+//! the outputs hold one schema. Every row has a stable id, its position in the input (files
 //! in sorted order). Invalid rows are recorded with their file, row number in that file and
 //! reason; they still appear in every output, with status `invalid`.
 //!
-//! Output: see [`crate::artifacts::plan`].
+//! A row's pair is keyed by its normalised slug ([`crate::model::slug`]) and its lower-case
+//! prefix, so every spelling of a repository meets in one pair.
 //!
-//! Memory: a hash map entry per distinct (repo, prefix) pair and per distinct path, plus
-//! 8 bytes per row.
+//! Output: see [`crate::artifacts::plan`]. Nothing is kept per row: the walk reads the
+//! metadata again and finds each row's pair by key.
+//!
+//! Memory: the rows of one Parquet batch, plus `sort_memory_mb` for the external sorts of
+//! pair keys, prefixes and components (whatever the number of rows: runs spill to disk).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::{DataType, Schema};
 use dsi_progress_logger::ProgressLog;
 
-use crate::artifacts::plan::{self as files, Reject};
+use crate::artifacts::flat::FlatWriter;
+use crate::artifacts::plan::{
+    self as files, ComponentsWriter, Pair, PairIndex, PairsWriter, Prefix, Reject, RejectsWriter,
+    COMPONENTS, PAIR_INDEX, PREFIXES,
+};
 use crate::config::Config;
+use crate::model::slug::{key_hash, normalize_slug, pair_key};
 use crate::model::{Counts, Phase, Shard};
+use crate::sort::{Record, Sorter};
 use crate::table::{self, TableError};
 
 use super::{Context, Inputs, PhaseError};
@@ -63,6 +74,12 @@ pub enum PlanError {
         /// How they differ.
         detail: String,
     },
+    /// Two pair keys with one hash (never seen; 128-bit hashes).
+    #[error("pairs {0:?} and {1:?} share a 128-bit key hash; report this")]
+    HashCollision(String, String),
+    /// An external sort failed.
+    #[error(transparent)]
+    Sort(#[from] crate::sort::SortError),
 }
 
 /// The required input columns.
@@ -108,6 +125,9 @@ pub fn validate(
     if repo.trim().is_empty() {
         return Err("repo is empty".into());
     }
+    if normalize_slug(repo).is_empty() {
+        return Err(format!("repo {repo:?} names no repository"));
+    }
     let commit = commit.ok_or("commit_id is null")?;
     if !(4..=40).contains(&commit.len()) {
         return Err(format!("commit_id {commit:?} must have 4 to 40 hex digits"));
@@ -132,6 +152,16 @@ pub fn validate(
     Ok(commit.to_ascii_lowercase())
 }
 
+/// A valid row's pair: its normalised slug and prefix; or why the row is invalid.
+pub fn row_pair(
+    repo: Option<&str>,
+    commit: Option<&str>,
+    path: Option<&str>,
+) -> Result<(String, String), String> {
+    let prefix = validate(repo, commit, path)?;
+    Ok((normalize_slug(repo.unwrap_or_default()), prefix))
+}
+
 /// Counts of a plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -142,8 +172,12 @@ pub struct PlanCounts {
     pub rejected: u64,
     /// Distinct (repo, prefix) pairs.
     pub pairs: u64,
-    /// Distinct paths.
-    pub paths: u64,
+    /// Distinct prefixes.
+    pub prefixes: u64,
+    /// Distinct path components.
+    pub components: u64,
+    /// Runs the external sorts spilled to disk.
+    pub sort_runs: u64,
 }
 
 impl Counts for PlanCounts {
@@ -151,7 +185,9 @@ impl Counts for PlanCounts {
         self.rows += o.rows;
         self.rejected += o.rejected;
         self.pairs += o.pairs;
-        self.paths += o.paths;
+        self.prefixes += o.prefixes;
+        self.components += o.components;
+        self.sort_runs += o.sort_runs;
     }
 }
 
@@ -162,11 +198,61 @@ pub struct Input {
     pub files: Vec<PathBuf>,
 }
 
-/// What the plan produced (its files are in the context's output folder).
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// Its counts.
-    pub counts: PlanCounts,
+/// A pair key with the depth of one of its paths, as sorted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct KeyDepth {
+    key: Vec<u8>,
+    depth: u8,
+}
+
+impl Record for KeyDepth {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.depth);
+        out.extend_from_slice(&self.key);
+    }
+    fn decode(b: &[u8]) -> Option<Self> {
+        let (&depth, key) = b.split_first()?;
+        Some(Self {
+            key: key.to_vec(),
+            depth,
+        })
+    }
+    fn mem_size(&self) -> usize {
+        self.key.capacity()
+    }
+}
+
+impl Record for Prefix {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.digits);
+        out.extend_from_slice(&self.bytes);
+    }
+    fn decode(b: &[u8]) -> Option<Self> {
+        let (&digits, rest) = b.split_first()?;
+        Some(Self {
+            digits,
+            bytes: rest.try_into().ok()?,
+        })
+    }
+    fn mem_size(&self) -> usize {
+        0
+    }
+}
+
+impl Record for PairIndex {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.hash.to_le_bytes());
+        out.extend_from_slice(&self.pair_id.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            hash: u128::from_le_bytes(b.get(..16)?.try_into().ok()?),
+            pair_id: u32::from_le_bytes(b.get(16..20)?.try_into().ok()?),
+        })
+    }
+    fn mem_size(&self) -> usize {
+        0
+    }
 }
 
 /// Checks the required columns' presence and types.
@@ -211,38 +297,20 @@ fn schema_difference(a: &Schema, b: &Schema) -> Option<String> {
     Some(format!("[{}] vs [{}]", show(&ca), show(&cb)))
 }
 
-/// Writes the plan's files into `out`, pairs and paths in id order.
-fn write_outputs(
-    out: &Path,
-    pair_col: Vec<Option<u32>>,
-    path_col: Vec<Option<u32>>,
-    pairs: &HashMap<(String, String), u32>,
-    paths: &HashMap<String, u32>,
-    rejects: &[Reject],
-    per_file: &[(String, u64)],
-) -> Result<(), TableError> {
-    files::write_rows(out, pair_col, path_col)?;
-    let mut pair_list: Vec<(&(String, String), &u32)> = pairs.iter().collect();
-    pair_list.sort_by_key(|(_, id)| **id);
-    let pair_refs: Vec<(&str, &str)> = pair_list
-        .iter()
-        .map(|(k, _)| (k.0.as_str(), k.1.as_str()))
-        .collect();
-    files::write_pairs(out, &pair_refs)?;
-    let mut path_list: Vec<(&String, &u32)> = paths.iter().collect();
-    path_list.sort_by_key(|(_, id)| **id);
-    let path_refs: Vec<&str> = path_list.iter().map(|(p, _)| p.as_str()).collect();
-    files::write_paths(out, &path_refs)?;
-    files::write_rejects(out, rejects)?;
-    files::write_inputs(out, per_file)
+/// The three sorts the read feeds.
+struct Sorts {
+    pairs: Sorter<KeyDepth>,
+    prefixes: Sorter<Prefix>,
+    components: Sorter<Vec<u8>>,
 }
 
-/// Runs the plan into `ctx.out`.
-pub fn run(ctx: &Context, input: Input) -> Result<Output, PhaseError> {
-    let mut pairs: HashMap<(String, String), u32> = HashMap::new();
-    let mut paths: HashMap<String, u32> = HashMap::new();
-    let (mut pair_col, mut path_col): (Vec<Option<u32>>, Vec<Option<u32>>) = (vec![], vec![]);
-    let mut rejects: Vec<Reject> = Vec::new();
+/// Reads every row once: rejects are written, valid rows feed the sorts. Returns the files
+/// with their row counts.
+fn read_rows(
+    input: &Input,
+    sorts: &mut Sorts,
+    rejects: &mut RejectsWriter,
+) -> Result<Vec<(String, u64)>, PhaseError> {
     let mut row_id = 0u64;
     let mut per_file = Vec::new();
     let mut first_schema: Option<(PathBuf, Schema)> = None;
@@ -283,32 +351,33 @@ pub fn run(ctx: &Context, input: Input) -> Result<Output, PhaseError> {
             };
             let (repo, commit, rel) = (col("repo")?, col("commit_id")?, col("rel_path")?);
             for i in 0..batch.num_rows() {
-                match validate(repo[i], commit[i], rel[i]) {
-                    Ok(prefix) => {
-                        let n = pairs.len() as u32;
-                        let key = (repo[i].unwrap_or_default().to_string(), prefix);
-                        pair_col.push(Some(*pairs.entry(key).or_insert(n)));
-                        let p = rel[i].unwrap_or_default();
-                        let id = match paths.get(p) {
-                            Some(id) => *id,
-                            None => {
-                                let n = paths.len() as u32;
-                                paths.insert(p.to_string(), n);
-                                n
-                            }
-                        };
-                        path_col.push(Some(id));
+                match row_pair(repo[i], commit[i], rel[i]) {
+                    Ok((slug, prefix)) => {
+                        let path = rel[i].unwrap_or_default();
+                        let depth = path.split('/').count().min(255) as u8;
+                        if let Some(p) = Prefix::parse(&prefix) {
+                            sorts.prefixes.push(p).map_err(PlanError::from)?;
+                        }
+                        sorts
+                            .pairs
+                            .push(KeyDepth {
+                                key: pair_key(&slug, &prefix),
+                                depth,
+                            })
+                            .map_err(PlanError::from)?;
+                        for c in path.split('/') {
+                            sorts
+                                .components
+                                .push(c.as_bytes().to_vec())
+                                .map_err(PlanError::from)?;
+                        }
                     }
-                    Err(reason) => {
-                        pair_col.push(None);
-                        path_col.push(None);
-                        rejects.push(Reject {
-                            row_id,
-                            file: file.display().to_string(),
-                            row: in_file,
-                            reason,
-                        });
-                    }
+                    Err(reason) => rejects.push(Reject {
+                        row_id,
+                        file: file.display().to_string(),
+                        row: in_file,
+                        reason,
+                    })?,
                 }
                 row_id += 1;
                 in_file += 1;
@@ -318,18 +387,98 @@ pub fn run(ctx: &Context, input: Input) -> Result<Output, PhaseError> {
         per_file.push((file.display().to_string(), in_file));
     }
     pl.done();
+    Ok(per_file)
+}
 
-    write_outputs(
-        ctx.out, pair_col, path_col, &pairs, &paths, &rejects, &per_file,
-    )?;
-    Ok(Output {
-        counts: PlanCounts {
-            rows: row_id,
-            rejected: rejects.len() as u64,
-            pairs: pairs.len() as u64,
-            paths: paths.len() as u64,
-        },
-    })
+/// Numbers the distinct pairs (in key order), writes `pairs.parquet` and `pairs.flat`;
+/// returns how many there are.
+fn write_pairs(ctx: &Context, sorter: Sorter<KeyDepth>, budget: usize) -> Result<u64, PhaseError> {
+    let mut writer = PairsWriter::create(ctx.out)?;
+    let mut index =
+        Sorter::new(&ctx.scratch.join("index"), budget, false).map_err(PlanError::from)?;
+    let mut current: Option<KeyDepth> = None;
+    let mut next_id = 0u32;
+    let mut emit = |k: KeyDepth| -> Result<(), PhaseError> {
+        let text = String::from_utf8_lossy(&k.key).into_owned();
+        let (slug, prefix) = text.split_once('\0').unwrap_or((&text, ""));
+        index
+            .push(PairIndex {
+                hash: key_hash(&k.key),
+                pair_id: next_id,
+            })
+            .map_err(PlanError::from)?;
+        writer.push(Pair {
+            id: next_id,
+            slug: slug.to_string(),
+            prefix: prefix.to_string(),
+            depth: k.depth,
+        })?;
+        next_id += 1;
+        Ok(())
+    };
+    for kd in sorter.finish().map_err(PlanError::from)? {
+        let kd = kd.map_err(PlanError::from)?;
+        match &mut current {
+            // Records of one key come together; the last has the largest depth.
+            Some(c) if c.key == kd.key => c.depth = c.depth.max(kd.depth),
+            _ => {
+                if let Some(done) = current.replace(kd) {
+                    emit(done)?;
+                }
+            }
+        }
+    }
+    if let Some(done) = current.take() {
+        emit(done)?;
+    }
+    writer.finish()?;
+    let mut flat = FlatWriter::create(&ctx.out.join(PAIR_INDEX))?;
+    let mut last: Option<PairIndex> = None;
+    for r in index.finish().map_err(PlanError::from)? {
+        let r = r.map_err(PlanError::from)?;
+        if let Some(l) = last.filter(|l| l.hash == r.hash) {
+            return Err(
+                PlanError::HashCollision(l.pair_id.to_string(), r.pair_id.to_string()).into(),
+            );
+        }
+        flat.push(&r)?;
+        last = Some(r);
+    }
+    flat.finish()?;
+    Ok(next_id as u64)
+}
+
+/// Runs the plan into `ctx.out`.
+pub fn run(ctx: &Context, input: Input) -> Result<PlanCounts, PhaseError> {
+    let budget = (ctx.config.options.sort_memory_mb << 20) / 3;
+    let scratch = ctx.scratch;
+    let mut sorts = Sorts {
+        pairs: Sorter::new(&scratch.join("pairs"), budget, false).map_err(PlanError::from)?,
+        prefixes: Sorter::new(&scratch.join("prefixes"), budget, true).map_err(PlanError::from)?,
+        components: Sorter::new(&scratch.join("components"), budget, true)
+            .map_err(PlanError::from)?,
+    };
+    let mut rejects = RejectsWriter::create(ctx.out)?;
+    let per_file = read_rows(&input, &mut sorts, &mut rejects)?;
+    let mut counts = PlanCounts {
+        rows: per_file.iter().map(|f| f.1).sum(),
+        rejected: rejects.finish()?,
+        sort_runs: (sorts.pairs.runs() + sorts.prefixes.runs() + sorts.components.runs()) as u64,
+        ..Default::default()
+    };
+    files::write_inputs(ctx.out, &per_file)?;
+    let mut prefixes = FlatWriter::create(&ctx.out.join(PREFIXES))?;
+    for p in sorts.prefixes.finish().map_err(PlanError::from)? {
+        prefixes.push(&p.map_err(PlanError::from)?)?;
+    }
+    counts.prefixes = prefixes.finish()?;
+    let mut names = ComponentsWriter::create(&ctx.out.join(COMPONENTS))?;
+    for c in sorts.components.finish().map_err(PlanError::from)? {
+        names.push(String::from_utf8_lossy(&c.map_err(PlanError::from)?).into_owned())?;
+    }
+    counts.components = names.finish()?;
+    counts.pairs = write_pairs(ctx, sorts.pairs, budget * 3)?;
+    Ok(counts)
 }
 
 /// The plan as the pipeline drives it.
@@ -352,7 +501,7 @@ impl super::Step for Step {
 
     fn run(ctx: &Context) -> Result<PlanCounts, PhaseError> {
         let files = input_files(&ctx.config.metadata)?;
-        Ok(run(ctx, Input { files })?.counts)
+        run(ctx, Input { files })
     }
 }
 
@@ -369,6 +518,8 @@ mod tests {
         for (r, c, p) in [
             (None, Some("abcd"), Some("x")),
             (Some(""), Some("abcd"), Some("x")),
+            (Some("/"), Some("abcd"), Some("x")),
+            (Some(".git"), Some("abcd"), Some("x")),
             (Some("a/b"), Some("abc"), Some("x")),
             (Some("a/b"), Some("abcg"), Some("x")),
             (Some("a/b"), Some(&"a".repeat(41)[..]), Some("x")),
@@ -382,5 +533,9 @@ mod tests {
         ] {
             assert!(validate(r, c, p).is_err(), "{r:?} {c:?} {p:?}");
         }
+        assert_eq!(
+            row_pair(Some(" A/B.git "), Some("ABCD"), Some("x")),
+            Ok(("a/b".into(), "abcd".into()))
+        );
     }
 }

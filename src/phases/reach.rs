@@ -1,14 +1,16 @@
-//! Phase 4, **reachable set**: the directories the path walk may enter.
+//! Phase 5, **reachable set**: the directories the path walk may enter.
 //!
-//! For each winning revision, a breadth-first search from its root directory over
-//! subdirectories, down to the depth its deepest requested path needs (a path of k
-//! components needs the directories at depths 0 to k-1). Roots are deduplicated (forks share
-//! them) keeping the largest depth, and searched in parallel, deepest first, so that the long
-//! searches start early and threads stay busy.
+//! For each member revision of each pair (every revision of the origin with the pair's
+//! prefix: the walk tries them all), a breadth-first search from its root directory over
+//! subdirectories, down to the depth the pair's deepest requested path needs (a path of k
+//! components needs the directories at depths 0 to k-1). Roots are taken a chunk at a time,
+//! deduplicated (forks share them) keeping the largest depth, and searched in parallel,
+//! deepest first, so that the long searches start early and threads stay busy.
 //!
 //! Output: [`crate::artifacts::bits`] (`dirs.bits`).
 //!
-//! Memory: the bit-vector (one bit per graph node), and per running search its frontier.
+//! Memory: the bit-vector (one bit per graph node), one chunk of roots, and per running
+//! search its frontier.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +20,8 @@ use swh_graph::graph::SwhForwardGraph;
 use swh_graph::NodeType;
 
 use crate::artifacts::bits::{self, AtomicBits, DIRS};
-use crate::artifacts::matches::{self, PairMatch};
-use crate::artifacts::plan::Plan;
+use crate::artifacts::matches::Matches;
+use crate::artifacts::plan as plan_files;
 use crate::config::Config;
 use crate::graph::NodeMaps;
 use crate::model::{Counts, Phase, Shard};
@@ -33,6 +35,21 @@ pub fn reachable<G: SwhForwardGraph + Sync>(
     is_dir: &(impl Fn(usize) -> bool + Sync),
     roots: &[(usize, usize)],
 ) -> (AtomicBits, u64) {
+    let bits = AtomicBits::new(graph.num_nodes());
+    let count = reach_into(graph, is_dir, roots, &bits);
+    (bits, count)
+}
+
+/// Marks into `bits` the directories reachable from each `(root, depth)` (a path of k
+/// components needs the directories at depths 0 to k-1); returns how many were newly set.
+/// Roots are deduplicated keeping their largest depth and searched in parallel, deepest
+/// first, so that long searches start early.
+pub fn reach_into<G: SwhForwardGraph + Sync>(
+    graph: &G,
+    is_dir: &(impl Fn(usize) -> bool + Sync),
+    roots: &[(usize, usize)],
+    bits: &AtomicBits,
+) -> u64 {
     let n = graph.num_nodes();
     let mut deepest: HashMap<usize, usize> = HashMap::new();
     for &(r, d) in roots.iter().filter(|(r, _)| *r < n) {
@@ -41,7 +58,6 @@ pub fn reachable<G: SwhForwardGraph + Sync>(
     }
     let mut work: Vec<(usize, usize)> = deepest.into_iter().collect();
     work.sort_by_key(|&(r, d)| (std::cmp::Reverse(d), r));
-    let bits = AtomicBits::new(n);
     let count = AtomicU64::new(0);
     let mut pl = dsi_progress_logger::concurrent_progress_logger!(
         item_name = "root",
@@ -78,22 +94,7 @@ pub fn reachable<G: SwhForwardGraph + Sync>(
             pl.light_update();
         });
     pl.done();
-    (bits, count.into_inner())
-}
-
-/// Per matched pair, its root directory and the depth its deepest path needs.
-pub fn roots(plan: &Plan, pairs: &[PairMatch]) -> Vec<(usize, usize)> {
-    let mut depth = vec![0usize; pairs.len()];
-    for (&pair, &path) in plan.row_pair.iter().zip(&plan.row_path) {
-        if let (Some(d), Some(p)) = (depth.get_mut(pair as usize), plan.paths.get(path as usize)) {
-            *d = (*d).max(p.split('/').count());
-        }
-    }
-    pairs
-        .iter()
-        .zip(&depth)
-        .filter_map(|(pr, &d)| pr.root.map(|r| (r as usize, d)))
-        .collect()
+    count.into_inner()
 }
 
 /// Counts of the reachable set.
@@ -115,27 +116,51 @@ impl Counts for ReachCounts {
 
 /// What the reachable set reads.
 pub struct Input<'a, G> {
-    /// `(root directory, depth)` per matched pair.
-    pub roots: Vec<(usize, usize)>,
     /// The forward graph.
     pub graph: &'a G,
     /// The node types.
     pub maps: &'a NodeMaps,
+    /// The match.
+    pub matches: &'a Matches,
 }
 
-/// Marks the reachable directories into `ctx.out`.
+/// Roots searched per parallel step.
+const CHUNK_ROOTS: usize = 1 << 20;
+
+/// Marks the directories every member's paths may enter into `ctx.out`, a chunk of roots at
+/// a time.
 pub fn run<G: SwhForwardGraph + Sync>(
     ctx: &Context,
     input: Input<G>,
 ) -> Result<ReachCounts, PhaseError> {
     let is_dir = |n: usize| input.maps.node_type(n as u64) == Some(NodeType::Directory);
-    let (marked, count) = reachable(input.graph, &is_dir, &input.roots);
+    let marked = AtomicBits::new(input.maps.nodes);
+    let mut counts = ReachCounts::default();
+    let mut roots: Vec<(usize, usize)> = Vec::new();
+    let flush = |roots: &mut Vec<(usize, usize)>, counts: &mut ReachCounts| {
+        counts.roots += roots.len() as u64;
+        counts.directories += reach_into(input.graph, &is_dir, roots, &marked);
+        roots.clear();
+    };
+    for batch in plan_files::read_pairs(&ctx.upstream(Phase::Plan))? {
+        for pair in batch? {
+            let Some(pm) = input.matches.pair(pair.id) else {
+                continue;
+            };
+            for m in input.matches.members(&pm) {
+                if m.root != u64::MAX {
+                    roots.push((m.root as usize, pair.depth as usize));
+                }
+            }
+            if roots.len() >= CHUNK_ROOTS {
+                flush(&mut roots, &mut counts);
+            }
+        }
+    }
+    flush(&mut roots, &mut counts);
     let path = ctx.out.join(DIRS);
     bits::write(&path, &marked.into_words()).map_err(|e| PhaseError::io(&path, e))?;
-    Ok(ReachCounts {
-        roots: input.roots.len() as u64,
-        directories: count,
-    })
+    Ok(counts)
 }
 
 /// The reachable set as the pipeline drives it.
@@ -150,17 +175,15 @@ impl super::Step for Step {
     }
 
     fn run(ctx: &Context) -> Result<ReachCounts, PhaseError> {
-        let plan = Plan::load(&ctx.upstream(Phase::Plan))?;
-        let pairs = matches::read(&ctx.upstream(Phase::Match).join(matches::PAIRS))?;
+        let matches = Matches::open(&ctx.upstream(Phase::Match))?;
         let graph = crate::graph::open_forward(ctx.graph())?;
         let maps = NodeMaps::open(ctx.graph())?;
-        let roots = roots(&plan, &pairs);
         run(
             ctx,
             Input {
-                roots,
                 graph: &graph,
                 maps: &maps,
+                matches: &matches,
             },
         )
     }

@@ -1,5 +1,17 @@
-//! Phase 6, **path walk**: every row from its revision's root directory down its path, using
+//! Phase 7, **path walk**: every row from its revision's root directory down its path, using
 //! only the entries the label pass kept, and the `resolved` output.
+//!
+//! The metadata is read again, batch by batch; each row finds its pair by key
+//! ([`crate::artifacts::plan::PairLookup`]), the pair its members
+//! ([`crate::artifacts::matches`]), and the path is walked in the tree of every member, with
+//! one binary search in the mapped `names.flat` per component and one in `entries.flat` per
+//! directory entered. Rows of a batch are resolved in parallel and written in input order.
+//!
+//! When several revisions of the origin share the row's prefix, the row goes to one whose
+//! tree holds its path (any status but `path_not_found`); among those, the first in rank
+//! order: a branch head or release target first, then the nearest to a snapshot, then the
+//! smallest id. `candidates_with_path` says how many held it, so ambiguous rows can be
+//! dropped. When none holds it, the row is `path_not_found` in the first member.
 //!
 //! Statuses, in the order they are decided: `invalid` (plan), `origin_not_found`,
 //! `commit_not_found`, `commit_not_in_origin` (origin match), then along the path:
@@ -9,22 +21,25 @@
 //!
 //! Output: [`crate::artifacts::resolved`], one file per input file, rows in input order.
 //!
-//! Memory: the kept entries (32 bytes each, binary-searched) and a few bytes per row.
+//! Memory: one batch of rows and their answers; every table is read memory-mapped.
 
-use std::collections::HashMap;
 use std::path::Path;
 
+use arrow::array::RecordBatch;
+use rayon::prelude::*;
 use swh_graph::NodeType;
 
-use crate::artifacts::entries::{self, Entry, ENTRIES, NAMES};
-use crate::artifacts::matches::{self, PairMatch};
-use crate::artifacts::plan::Plan;
+use crate::artifacts::candidates::Origin;
+use crate::artifacts::entries::{Entries, Names};
+use crate::artifacts::matches::Matches;
+use crate::artifacts::plan::{self as plan_files, PairLookup};
 use crate::artifacts::resolved::{self, Resolution, ResolvedWriter};
 use crate::config::Config;
 use crate::graph::NodeMaps;
 use crate::model::{Counts, Phase, RowStatus, Sha1Git, Shard, StatusCounts};
 use crate::table;
 
+use super::plan::row_pair;
 use super::{Context, Inputs, PhaseError};
 
 /// Git mode of each swh-graph permission code.
@@ -33,7 +48,7 @@ pub const GIT_MODES: [u32; 6] = [0, 0o100644, 0o100755, 0o120000, 0o040000, 0o16
 /// Permission code of symbolic links.
 const SYMLINK: u8 = 3;
 
-/// The answer for one row's path.
+/// The answer for one path in one tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathResult {
     /// Status.
@@ -54,31 +69,28 @@ impl PathResult {
     }
 }
 
-/// The entry named `name` in directory `dir`, from entries sorted by (dir, name id).
-fn lookup(entries: &[Entry], dir: u64, name: u64) -> Option<(u8, u64)> {
-    entries
-        .binary_search_by(|e| (e.dir, e.name_id).cmp(&(dir, name)))
-        .ok()
-        .map(|i| (entries[i].perm, entries[i].target))
+/// How a walk sees the graph: label ids of names, kept entries, node types and ids.
+pub trait Tree {
+    /// The label id of a component, if requested and in the graph.
+    fn name_id(&self, name: &str) -> Option<u64>;
+    /// The entry named `name` in `dir`: permission code and target.
+    fn entry(&self, dir: u64, name: u64) -> Option<(u8, u64)>;
+    /// A node's type.
+    fn node_type(&self, node: u64) -> Option<NodeType>;
+    /// A node's id.
+    fn node_id(&self, node: u64) -> Option<[u8; 20]>;
 }
 
-/// Walks `path` from `root` through the kept entries (sorted by directory and name id).
-pub fn walk_path(
-    root: u64,
-    path: &str,
-    names: &HashMap<String, u64>,
-    entries: &[Entry],
-    node_type: &dyn Fn(u64) -> Option<NodeType>,
-    node_hash: &dyn Fn(u64) -> Option<[u8; 20]>,
-) -> PathResult {
+/// Walks `path` from directory `root`.
+pub fn walk_path(tree: &impl Tree, root: u64, path: &str) -> PathResult {
     let not_found = PathResult::status(RowStatus::PathNotFound);
     let comps: Vec<&str> = path.split('/').collect();
     let mut dir = root;
     for (i, comp) in comps.iter().enumerate() {
-        let Some(name) = names.get(*comp) else {
+        let Some(name) = tree.name_id(comp) else {
             return not_found;
         };
-        let Some((perm, target)) = lookup(entries, dir, *name) else {
+        let Some((perm, target)) = tree.entry(dir, name) else {
             return not_found;
         };
         let last = i + 1 == comps.len();
@@ -88,52 +100,25 @@ pub fn walk_path(
             sha1_git: None,
             permissions: mode,
         };
-        match node_type(target) {
+        match tree.node_type(target) {
             Some(NodeType::Directory) if !last => dir = target,
             Some(NodeType::Directory) => return with(RowStatus::IsDirectory),
             Some(NodeType::Revision) => return with(RowStatus::Submodule),
             Some(NodeType::Content) if last => {
+                let status = if perm == SYMLINK {
+                    RowStatus::Symlink
+                } else {
+                    RowStatus::Ok
+                };
                 return PathResult {
-                    sha1_git: node_hash(target).map(Sha1Git),
-                    ..with(if perm == SYMLINK {
-                        RowStatus::Symlink
-                    } else {
-                        RowStatus::Ok
-                    })
-                }
+                    sha1_git: tree.node_id(target).map(Sha1Git),
+                    ..with(status)
+                };
             }
             _ => return not_found,
         }
     }
     not_found
-}
-
-/// Resolves every row of the plan.
-pub fn resolve(
-    maps: &NodeMaps,
-    plan: &Plan,
-    pairs: &[PairMatch],
-    names: &HashMap<String, u64>,
-    entries: &[Entry],
-) -> Vec<PathResult> {
-    let node_type = |n: u64| maps.node_type(n);
-    let node_hash = |n: u64| maps.hash(n);
-    plan.row_pair
-        .iter()
-        .zip(&plan.row_path)
-        .map(|(&pair, &path)| {
-            let (Some(p), Some(path)) = (pairs.get(pair as usize), plan.paths.get(path as usize))
-            else {
-                return PathResult::status(RowStatus::Invalid);
-            };
-            match (p.status.failure(), p.root) {
-                (Some(failed), _) => PathResult::status(failed),
-                (None, Some(root)) => walk_path(root, path, names, entries, &node_type, &node_hash),
-                // A matched revision without a root directory (a damaged graph).
-                (None, None) => PathResult::status(RowStatus::CommitNotFound),
-            }
-        })
-        .collect()
 }
 
 /// Counts of the walk.
@@ -142,6 +127,10 @@ pub fn resolve(
 pub struct WalkCounts {
     /// Rows written.
     pub rows: u64,
+    /// Rows whose path more than one revision of the origin with the prefix holds.
+    pub rows_with_several_candidates: u64,
+    /// Paths walked (a row walks one per revision of its origin with its prefix).
+    pub walks: u64,
     /// Rows per status (`status_ok`, ...).
     #[serde(flatten)]
     pub status: StatusCounts<RowStatus>,
@@ -150,89 +139,192 @@ pub struct WalkCounts {
 impl Counts for WalkCounts {
     fn add(&mut self, o: &Self) {
         self.rows += o.rows;
+        self.rows_with_several_candidates += o.rows_with_several_candidates;
+        self.walks += o.walks;
         self.status.merge(&o.status);
     }
 }
 
-/// Writes one resolved file per input file into `out`; returns the counts.
-pub fn write_resolved(
-    plan: &Plan,
-    pairs: &[PairMatch],
-    results: &[PathResult],
-    out: &Path,
-) -> Result<WalkCounts, PhaseError> {
-    let mut counts = WalkCounts::default();
-    let mut row_id = 0usize;
-    for (fi, (file, _)) in plan.files.iter().enumerate() {
-        let file = Path::new(file);
-        let (schema, batches) = table::open(file)?;
-        let mut w = ResolvedWriter::create(&out.join(resolved::file_name(fi)), &schema)?;
-        for batch in batches {
-            let batch = batch?;
-            let rows = row_id..row_id + batch.num_rows();
-            row_id = rows.end;
-            let Some(results) = results.get(rows.clone()) else {
-                return Err(PhaseError::Changed(format!(
-                    "metadata file {} has more rows than when it was planned",
-                    file.display()
-                )));
-            };
-            let out_rows: Vec<Resolution> = rows
-                .zip(results)
-                .map(|(r, res)| {
-                    counts.status.bump(res.status);
-                    let pair = plan.row_pair.get(r).and_then(|&p| pairs.get(p as usize));
-                    let resolved =
-                        res.status != RowStatus::Invalid && pair.is_some_and(|p| p.root.is_some());
-                    Resolution {
-                        origin_url: pair.and_then(|p| p.origin_url.clone()),
-                        snapshot: pair.filter(|_| resolved).and_then(|p| p.snapshot),
-                        revision: pair.filter(|_| resolved).and_then(|p| p.revision),
-                        sha1_git: res.sha1_git,
-                        permissions: res.permissions,
-                        status: res.status,
-                        candidates: pair.map(|p| p.candidates),
-                    }
-                })
-                .collect();
-            w.write((row_id - batch.num_rows()) as u64, &batch, &out_rows)?;
-        }
-        w.close()?;
-    }
-    if row_id != results.len() {
-        return Err(PhaseError::Changed(format!(
-            "the input now has {row_id} rows but was planned with {}",
-            results.len()
-        )));
-    }
-    counts.rows = row_id as u64;
-    Ok(counts)
-}
-
 /// What the walk reads.
-pub struct Input<'a> {
-    /// The plan.
-    pub plan: &'a Plan,
-    /// The matches, by pair id.
-    pub pairs: Vec<PairMatch>,
-    /// The kept entries, sorted.
-    pub entries: Vec<Entry>,
+pub struct Input {
+    /// The input files, in row order, with their planned row counts.
+    pub files: Vec<(String, u64)>,
+    /// Pairs by key.
+    pub pairs: PairLookup,
+    /// The match.
+    pub matches: Matches,
+    /// The requested origins found, sorted by node (members name them by index).
+    pub origins: Vec<Origin>,
     /// The requested names' label ids.
-    pub names: HashMap<String, u64>,
-    /// The node tables.
+    pub names: Names,
+    /// The kept entries.
+    pub entries: Entries,
+    /// Node types and ids.
     pub maps: NodeMaps,
 }
 
-/// Walks every row and writes the resolved files into `ctx.out`.
+impl Tree for Input {
+    fn name_id(&self, name: &str) -> Option<u64> {
+        self.names.get(name.as_bytes())
+    }
+    fn entry(&self, dir: u64, name: u64) -> Option<(u8, u64)> {
+        self.entries.lookup(dir, name)
+    }
+    fn node_type(&self, node: u64) -> Option<NodeType> {
+        self.maps.node_type(node)
+    }
+    fn node_id(&self, node: u64) -> Option<[u8; 20]> {
+        self.maps.hash(node)
+    }
+}
+
+/// A row's answer, and how many paths it walked.
+struct Answer {
+    resolution: Resolution,
+    walks: u64,
+}
+
+fn unresolved(status: RowStatus, candidates: Option<u32>) -> Answer {
+    Answer {
+        resolution: Resolution {
+            origin_url: None,
+            snapshot: None,
+            revision: None,
+            sha1_git: None,
+            permissions: None,
+            status,
+            candidates,
+            candidates_with_path: None,
+        },
+        walks: 0,
+    }
+}
+
+/// Resolves one row; `None` when its pair is not in the plan (the input changed).
+fn resolve_row(
+    input: &Input,
+    repo: Option<&str>,
+    commit: Option<&str>,
+    path: Option<&str>,
+) -> Option<Answer> {
+    let Ok((slug, prefix)) = row_pair(repo, commit, path) else {
+        return Some(unresolved(RowStatus::Invalid, None));
+    };
+    let path = path.unwrap_or_default();
+    let pm = input.matches.pair(input.pairs.get(&slug, &prefix)?)?;
+    if let Some(failed) = pm.status.failure() {
+        return Some(unresolved(failed, Some(pm.candidates)));
+    }
+    let members = input.matches.members(&pm);
+    let results: Vec<PathResult> = members
+        .iter()
+        .map(|m| match m.root {
+            u64::MAX => PathResult::status(RowStatus::CommitNotFound),
+            root => walk_path(input, root, path),
+        })
+        .collect();
+    let holds = |r: &&PathResult| {
+        !matches!(
+            r.status,
+            RowStatus::PathNotFound | RowStatus::CommitNotFound
+        )
+    };
+    let with_path = results.iter().filter(holds).count() as u32;
+    let chosen = results.iter().position(|r| holds(&r)).unwrap_or(0);
+    let (m, r) = (members.get(chosen)?, results.get(chosen)?);
+    let rooted = m.root != u64::MAX;
+    Some(Answer {
+        resolution: Resolution {
+            origin_url: input.origins.get(m.origin as usize).map(|o| o.url.clone()),
+            snapshot: rooted.then_some(m.snapshot),
+            revision: rooted.then_some(m.revision),
+            sha1_git: r.sha1_git,
+            permissions: r.permissions,
+            status: r.status,
+            candidates: Some(pm.candidates),
+            candidates_with_path: Some(with_path),
+        },
+        walks: results.len() as u64,
+    })
+}
+
+/// Resolves the rows of one input batch, in parallel.
+fn resolve_batch(
+    input: &Input,
+    file: &Path,
+    batch: &RecordBatch,
+) -> Result<Vec<Answer>, PhaseError> {
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(table::str_values)
+            .ok_or_else(|| {
+                PhaseError::Changed(format!(
+                    "metadata file {}: no Utf8 column {name}",
+                    file.display()
+                ))
+            })
+    };
+    let (repo, commit, path) = (col("repo")?, col("commit_id")?, col("rel_path")?);
+    (0..batch.num_rows())
+        .into_par_iter()
+        .map(|i| {
+            resolve_row(input, repo[i], commit[i], path[i]).ok_or_else(|| {
+                PhaseError::Changed(format!(
+                    "metadata file {}: a row's pair is not in the plan",
+                    file.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Walks every row and writes one resolved file per input file into `ctx.out`.
 pub fn run(ctx: &Context, input: Input) -> Result<WalkCounts, PhaseError> {
-    let results = resolve(
-        &input.maps,
-        input.plan,
-        &input.pairs,
-        &input.names,
-        &input.entries,
+    let mut counts = WalkCounts::default();
+    let mut row_id = 0u64;
+    let planned: u64 = input.files.iter().map(|f| f.1).sum();
+    let mut pl = dsi_progress_logger::progress_logger!(
+        item_name = "row",
+        display_memory = true,
+        expected_updates = Some(planned as usize)
     );
-    write_resolved(input.plan, &input.pairs, &results, ctx.out)
+    use dsi_progress_logger::ProgressLog;
+    pl.start("Walking rows down their paths");
+    for (fi, (file, rows)) in input.files.iter().enumerate() {
+        let file = Path::new(file);
+        let (schema, batches) = table::open(file)?;
+        let mut w = ResolvedWriter::create(&ctx.out.join(resolved::file_name(fi)), &schema)?;
+        let mut in_file = 0u64;
+        for batch in batches {
+            let batch = batch?;
+            let answers = resolve_batch(&input, file, &batch)?;
+            let out: Vec<Resolution> = answers
+                .into_iter()
+                .map(|a| {
+                    counts.status.bump(a.resolution.status);
+                    counts.walks += a.walks;
+                    counts.rows_with_several_candidates +=
+                        (a.resolution.candidates_with_path.unwrap_or(0) > 1) as u64;
+                    a.resolution
+                })
+                .collect();
+            w.write(row_id, &batch, &out)?;
+            row_id += batch.num_rows() as u64;
+            in_file += batch.num_rows() as u64;
+            pl.update_with_count(batch.num_rows());
+        }
+        w.close()?;
+        if in_file != *rows {
+            return Err(PhaseError::Changed(format!(
+                "metadata file {} now has {in_file} rows but was planned with {rows}",
+                file.display()
+            )));
+        }
+    }
+    pl.done();
+    counts.rows = row_id;
+    Ok(counts)
 }
 
 /// The walk as the pipeline drives it.
@@ -247,13 +339,14 @@ impl super::Step for Step {
     }
 
     fn run(ctx: &Context) -> Result<WalkCounts, PhaseError> {
-        let plan = Plan::load(&ctx.upstream(Phase::Plan))?;
-        let labels = ctx.upstream(Phase::Labels);
+        let plan = ctx.upstream(Phase::Plan);
         let input = Input {
-            plan: &plan,
-            pairs: matches::read(&ctx.upstream(Phase::Match).join(matches::PAIRS))?,
-            entries: entries::read_entries(&labels.join(ENTRIES))?,
-            names: entries::read_names(&labels.join(NAMES))?,
+            files: plan_files::read_inputs(&plan)?,
+            pairs: PairLookup::open(&plan)?,
+            matches: Matches::open(&ctx.upstream(Phase::Match))?,
+            origins: super::matching::load_origins(&ctx.upstream(Phase::Scan))?,
+            names: Names::open(&ctx.upstream(Phase::Names))?,
+            entries: Entries::open(&ctx.upstream(Phase::Labels))?,
             maps: NodeMaps::open(ctx.graph())?,
         };
         run(ctx, input)
@@ -263,56 +356,47 @@ impl super::Step for Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     /// Nodes: 0 root dir, 1 dir `src`, 2 file `a.rs`, 3 link `l`, 4 submodule `sub`.
-    fn fixture() -> (HashMap<String, u64>, Vec<Entry>) {
-        let names: HashMap<String, u64> = [("src", 10), ("a.rs", 11), ("l", 12), ("sub", 13)]
-            .into_iter()
-            .map(|(n, i)| (n.to_string(), i))
-            .collect();
-        let mut entries = vec![
-            Entry {
-                dir: 0,
-                name_id: 10,
-                perm: 4,
-                target: 1,
-            },
-            Entry {
-                dir: 1,
-                name_id: 11,
-                perm: 1,
-                target: 2,
-            },
-            Entry {
-                dir: 0,
-                name_id: 12,
-                perm: 3,
-                target: 3,
-            },
-            Entry {
-                dir: 0,
-                name_id: 13,
-                perm: 5,
-                target: 4,
-            },
-        ];
-        entries.sort();
-        (names, entries)
+    struct Fixture {
+        names: HashMap<&'static str, u64>,
+        entries: HashMap<(u64, u64), (u8, u64)>,
     }
 
-    #[test]
-    fn walks_every_kind_of_path() {
-        let (names, entries) = fixture();
-        let ty = |n: u64| {
+    impl Tree for Fixture {
+        fn name_id(&self, name: &str) -> Option<u64> {
+            self.names.get(name).copied()
+        }
+        fn entry(&self, dir: u64, name: u64) -> Option<(u8, u64)> {
+            self.entries.get(&(dir, name)).copied()
+        }
+        fn node_type(&self, n: u64) -> Option<NodeType> {
             Some(match n {
                 0 | 1 => NodeType::Directory,
                 2 | 3 => NodeType::Content,
                 4 => NodeType::Revision,
                 _ => return None,
             })
+        }
+        fn node_id(&self, n: u64) -> Option<[u8; 20]> {
+            Some([n as u8; 20])
+        }
+    }
+
+    #[test]
+    fn walks_every_kind_of_path() {
+        let t = Fixture {
+            names: [("src", 10), ("a.rs", 11), ("l", 12), ("sub", 13)].into(),
+            entries: [
+                ((0, 10), (4, 1)),
+                ((1, 11), (1, 2)),
+                ((0, 12), (3, 3)),
+                ((0, 13), (5, 4)),
+            ]
+            .into(),
         };
-        let hash = |n: u64| Some([n as u8; 20]);
-        let walk = |p: &str| walk_path(0, p, &names, &entries, &ty, &hash);
+        let walk = |p: &str| walk_path(&t, 0, p);
         let ok = walk("src/a.rs");
         assert_eq!(ok.status, RowStatus::Ok);
         assert_eq!(ok.sha1_git, Some(Sha1Git([2; 20])));

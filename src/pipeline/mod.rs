@@ -21,7 +21,7 @@ use crate::phases::{self, Chunks, Context, Inputs, PhaseError, Step};
 pub use checkpoint::{CheckpointError, Currency, GraphFingerprint, PhaseManifest, Workdir};
 
 /// Version of every phase's output format; bump to invalidate old checkpoints.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// Errors of a run.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +113,10 @@ macro_rules! with_step {
         match $phase {
             Phase::Plan => {
                 type $S = phases::plan::Step;
+                $body
+            }
+            Phase::Names => {
+                type $S = phases::names::Step;
                 $body
             }
             Phase::Scan => {
@@ -393,6 +397,7 @@ impl Pipeline {
         out: &'a std::path::Path,
         shard: Shard,
         chunks: &'a Chunks,
+        scratch: &'a Scratch,
     ) -> Context<'a> {
         Context {
             config: &self.config,
@@ -400,6 +405,7 @@ impl Pipeline {
             out,
             shard,
             chunks,
+            scratch: &scratch.0,
             retry_missing: self.retry_missing,
         }
     }
@@ -422,7 +428,8 @@ impl Pipeline {
         log::info!("phase {phase}: running");
         let staging = self.workdir.begin(phase.name())?;
         let chunks = Chunks::none(staging.path());
-        let ctx = self.context(staging.path(), Shard::ALL, &chunks);
+        let scratch = Scratch::new(self.workdir.root(), phase.name())?;
+        let ctx = self.context(staging.path(), Shard::ALL, &chunks, &scratch);
         let counts = self
             .with_pool(|| S::run(&ctx))
             .map_err(|source| PipelineError::Phase { phase, source })?;
@@ -452,7 +459,8 @@ impl Pipeline {
         let err = |source| PipelineError::Phase { phase, source };
         let chunks = Chunks::prepare(&chunk_dir, &stamp).map_err(err)?;
         let staging = self.workdir.begin(&name)?;
-        let ctx = self.context(staging.path(), shard, &chunks);
+        let scratch = Scratch::new(self.workdir.root(), &name)?;
+        let ctx = self.context(staging.path(), shard, &chunks, &scratch);
         let counts = self.with_pool(|| S::run(&ctx)).map_err(err)?;
         let manifest = staging.commit(VERSION, inputs, counts.to_map())?;
         chunks.discard();
@@ -479,7 +487,8 @@ impl Pipeline {
             .collect();
         let staging = self.workdir.begin(phase.name())?;
         let chunks = Chunks::none(staging.path());
-        let ctx = self.context(staging.path(), Shard::ALL, &chunks);
+        let scratch = Scratch::new(self.workdir.root(), phase.name())?;
+        let ctx = self.context(staging.path(), Shard::ALL, &chunks, &scratch);
         let counts = S::merge(&ctx, &dirs, summed)
             .map_err(|source| PipelineError::Phase { phase, source })?;
         let manifest = staging.commit(VERSION, inputs, counts.to_map())?;
@@ -488,6 +497,35 @@ impl Pipeline {
             ran: true,
             manifest,
         })
+    }
+}
+
+/// A phase's scratch folder (`WORKDIR/.<name>.scratch-<pid>`), emptied of any earlier run's
+/// leftovers when made and removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(root: &std::path::Path, name: &str) -> Result<Self, PipelineError> {
+        let prefix = format!(".{name}.scratch-");
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = root.join(format!("{prefix}{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| CheckpointError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
