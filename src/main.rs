@@ -248,7 +248,8 @@ fn info(out: &mut impl Write, dir: &Path) -> Result<()> {
         writeln!(out, "    {ty}: {n}")?;
     }
     writeln!(out, "  origins ({}):", s.origins.len())?;
-    for url in &s.origins {
+    const SHOWN: usize = 20;
+    for url in s.origins.iter().take(SHOWN) {
         let visits: Vec<String> = manifest
             .visits
             .iter()
@@ -259,6 +260,9 @@ fn info(out: &mut impl Write, dir: &Path) -> Result<()> {
             })
             .collect();
         writeln!(out, "    {url}: {}", visits.join("; "))?;
+    }
+    if s.origins.len() > SHOWN {
+        writeln!(out, "    ... and {} more", s.origins.len() - SHOWN)?;
     }
     writeln!(out, "  tables:")?;
     for (t, rows) in &manifest.tables {
@@ -279,9 +283,13 @@ fn info(out: &mut impl Write, dir: &Path) -> Result<()> {
             "  missing objects (referenced, not archived): {missing}"
         )?;
     }
-    let metadata = dir.join("metadata").join("part_0.parquet");
+    let metadata = dir.join("metadata");
     if metadata.exists() {
         writeln!(out, "  metadata: {}", metadata.display())?;
+    }
+    let report = dir.join(archive::synth::REPORT);
+    if report.exists() {
+        writeln!(out, "  synthetic world: {}", report.display())?;
     }
     Ok(())
 }

@@ -93,6 +93,49 @@ impl ArchiveWriter {
     fn person(sig: &Signature) -> [u8; 32] {
         pseudonym(&sig.fullname)
     }
+
+    /// Records a blob whose hashes are known; stores `data` (its bytes) when given. Blobs
+    /// over the size cap go to `skipped_content` and are never stored.
+    pub fn content_hashed(
+        &mut self,
+        h: &ContentHashes,
+        data: Option<&[u8]>,
+    ) -> Result<(), ArchiveError> {
+        let (sha1, sha1_git, sha256, blake) = (
+            hex(&h.sha1),
+            hex(&h.sha1_git),
+            hex(&h.sha256),
+            hex(&h.blake2s256),
+        );
+        let mut row = vec![
+            Val::Str(Some(&sha1)),
+            Val::Str(Some(&sha1_git)),
+            Val::Str(Some(&sha256)),
+            Val::Str(Some(&blake)),
+            Val::I64(Some(h.length as i64)),
+        ];
+        if h.length > self.max_content_size {
+            row.extend([Val::Str(Some("absent")), Val::Str(Some(TOO_LARGE_REASON))]);
+            self.counts.skipped_contents += 1;
+            return self.tables.table("skipped_content")?.push(&row);
+        }
+        row.extend([Val::Str(Some("visible")), Val::Bin(None)]);
+        self.tables.table("content")?.push(&row)?;
+        if let Some(data) = data {
+            self.counts.stored_bytes += self.blobs.put(&h.sha1, data)?;
+            self.counts.contents += 1;
+            self.counts.content_bytes += h.length;
+        }
+        Ok(())
+    }
+
+    /// Stores `data` in the blob store (its row is written separately).
+    pub fn store_blob(&mut self, h: &ContentHashes, data: &[u8]) -> Result<(), ArchiveError> {
+        self.counts.stored_bytes += self.blobs.put(&h.sha1, data)?;
+        self.counts.contents += 1;
+        self.counts.content_bytes += h.length;
+        Ok(())
+    }
 }
 
 impl ObjectSink for ArchiveWriter {
@@ -174,31 +217,6 @@ impl ObjectSink for ArchiveWriter {
     fn content(&mut self, id: Sha1Id, data: &[u8]) -> Result<(), ArchiveError> {
         let h = ContentHashes::of(data);
         debug_assert_eq!(h.sha1_git, id);
-        let (sha1, sha1_git, sha256, blake) = (
-            hex(&h.sha1),
-            hex(&h.sha1_git),
-            hex(&h.sha256),
-            hex(&h.blake2s256),
-        );
-        let hashes = [
-            Val::Str(Some(&sha1)),
-            Val::Str(Some(&sha1_git)),
-            Val::Str(Some(&sha256)),
-            Val::Str(Some(&blake)),
-            Val::I64(Some(h.length as i64)),
-        ];
-        if h.length > self.max_content_size {
-            let mut row = hashes.to_vec();
-            row.extend([Val::Str(Some("absent")), Val::Str(Some(TOO_LARGE_REASON))]);
-            self.counts.skipped_contents += 1;
-            return self.tables.table("skipped_content")?.push(&row);
-        }
-        let mut row = hashes.to_vec();
-        row.extend([Val::Str(Some("visible")), Val::Bin(None)]);
-        self.tables.table("content")?.push(&row)?;
-        self.counts.stored_bytes += self.blobs.put(&h.sha1, data)?;
-        self.counts.contents += 1;
-        self.counts.content_bytes += h.length;
-        Ok(())
+        self.content_hashed(&h, Some(data))
     }
 }

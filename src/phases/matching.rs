@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use swh_graph::graph::{SwhBackwardGraph, SwhBidirectionalGraph, SwhForwardGraph};
 use swh_graph::NodeType;
 
-use super::membership::{backward, forward, Backward, Found, NodeKinds, Snapshots};
+use super::membership::{backward, forward, Backward, Found, NodeIds, NodeKinds, Snapshots};
 use crate::artifacts::candidates::{self as scan_files, Candidate, CandidatesById, Origin};
 use crate::artifacts::flat::FlatWriter;
 use crate::artifacts::matches::{Member, PairMatch, MEMBERS, PAIRS};
@@ -74,18 +74,6 @@ impl Counts for MatchCounts {
     }
 }
 
-/// The node tables the match reads: types for the searches, ids for the members.
-pub trait NodeIds: NodeKinds {
-    /// The hash of the node's SWHID.
-    fn id(&self, node: usize) -> Option<[u8; 20]>;
-}
-
-impl NodeIds for NodeMaps {
-    fn id(&self, node: usize) -> Option<[u8; 20]> {
-        self.hash(node as u64)
-    }
-}
-
 /// What the match reads besides the pairs.
 pub struct Input<'a, G, K> {
     /// The scan's candidates, by id.
@@ -119,15 +107,19 @@ fn root_of<G: SwhForwardGraph>(g: &G, kinds: &impl NodeKinds, rev: usize) -> Opt
         .find(|&s| kinds.kind(s) == Some(NodeType::Directory))
 }
 
-/// The group's origins (node, index), from its slug's normalised URLs.
-fn group_origins<G, K>(input: &Input<G, K>, slug: &str) -> Vec<(usize, u32)> {
-    let mut out: Vec<(usize, u32)> = origin_keys(slug, input.templates)
+/// The group's origins as indexes into `input.origins`, from its slug's normalised URLs, in
+/// order of preference: by URL, so that ties between origins do not depend on node order.
+fn group_origins<G, K>(input: &Input<G, K>, slug: &str) -> Vec<u32> {
+    let mut out: Vec<u32> = origin_keys(slug, input.templates)
         .iter()
         .filter_map(|k| input.by_key.get(k.as_str()))
         .flatten()
-        .map(|&i| (input.origins[i as usize].node as usize, i))
+        .copied()
         .collect();
-    out.sort_unstable();
+    out.sort_unstable_by(|&a, &b| {
+        let (a, b) = (&input.origins[a as usize], &input.origins[b as usize]);
+        (a.url.as_str(), a.node).cmp(&(b.url.as_str(), b.node))
+    });
     out.dedup();
     out
 }
@@ -158,7 +150,11 @@ where
             .collect();
         return (answers, counts);
     }
-    let snapshots = Snapshots::of(input.graph, input.nodes, &origins);
+    let nodes: Vec<usize> = origins
+        .iter()
+        .map(|&i| input.origins[i as usize].node as usize)
+        .collect();
+    let snapshots = Snapshots::of(input.graph, input.nodes, &nodes);
     // Backward searches; what they leave open waits for the forward search.
     let mut found: Vec<Vec<(usize, Found)>> = vec![Vec::new(); pairs.len()];
     let mut open: Vec<Vec<usize>> = vec![Vec::new(); pairs.len()];
@@ -187,7 +183,7 @@ where
             if cands[i].is_empty() {
                 return failed(MatchStatus::CommitNotFound, &cands[i]);
             }
-            let members = members(input, &snapshots, &found[i]);
+            let members = members(input, &origins, &snapshots, &found[i]);
             Answer {
                 status: if members.is_empty() {
                     MatchStatus::CommitNotInOrigin
@@ -203,9 +199,11 @@ where
     (answers, counts)
 }
 
-/// The ranked members of one pair, from where its revisions were found.
+/// The ranked members of one pair, from where its revisions were found; `origins` are the
+/// group's, in the order `snapshots` was made with.
 fn members<G, K>(
     input: &Input<G, K>,
+    origins: &[u32],
     snapshots: &Snapshots,
     found: &[(usize, Found)],
 ) -> Vec<Member>
@@ -223,6 +221,7 @@ where
             origin: snapshots
                 .origin_of
                 .get(&f.snapshot)
+                .and_then(|&pos| origins.get(pos as usize))
                 .copied()
                 .unwrap_or_default(),
             distance: f.distance,
