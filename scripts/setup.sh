@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing unearth needs on a Debian machine, idempotently:
-# - libclang (swh-graph's pthash MPH is C++ bound through bindgen), git, pkg-config, and
-#   slurm-wlm (a real single-node Slurm for the cluster tests);
+# - libclang (swh-graph's pthash MPH is C++ bound through bindgen), git, pkg-config,
+#   slurm-wlm (a real single-node Slurm for the cluster tests) and fonts-dejavu-core (the
+#   text of the pictures `unearth bench --out` draws);
 # - Python packages the tests use as independent references: pyarrow (reads our Parquet and
 #   ORC) and swh.model (Software Heritage's own identifier code).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
 need_apt=()
-for pkg in libclang-dev git pkg-config slurm-wlm; do
+for pkg in libclang-dev git pkg-config slurm-wlm fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -18,9 +18,9 @@
 //! // A small SWH archive built from git repositories, with Nemotron-style metadata rows.
 //! demo::build_demo(&demo_dir)?;
 //! let pipeline = Pipeline::open(Config::load(&demo_dir.join(demo::CONFIG))?)?;
-//! // Resolve every row: plan, revision scan, origin match, reachable set, labels, walk.
+//! // Resolve every row: plan, revision scan, origin match, reachable set, names, labels, walk.
 //! let outcomes = pipeline.run_until(Phase::Walk)?;
-//! assert_eq!(outcomes.len(), 6);
+//! assert_eq!(outcomes.len(), 7);
 //! // Every input row comes out exactly once, with a status.
 //! let mut rows = 0;
 //! let mut ok = 0;

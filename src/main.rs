@@ -37,17 +37,7 @@ enum Command {
     Phase(PhaseCommand),
     /// Run every phase in its own process on a fresh work directory and print wall time,
     /// peak memory, bytes read and the sequential passes' ratio to a raw read.
-    Bench {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// Also write the report (Markdown) to this file.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Override a configuration value for this benchmark: KEY=VALUE, KEY dotted
-        /// (`fetch.endpoint=http://127.0.0.1:9000`). Repeatable.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        overrides: Vec<String>,
-    },
+    Bench(BenchArgs),
     /// Submit the pipeline to Slurm: one job per phase, job arrays for sharded phases.
     #[command(subcommand)]
     Slurm(SlurmCommand),
@@ -74,6 +64,34 @@ struct ConfigArg {
     /// The run's TOML configuration (see configs/).
     #[arg(long)]
     config: PathBuf,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// An archive's TOML configuration; repeat it to benchmark several sizes and fit the
+    /// cost model.
+    #[arg(long = "config", value_name = "FILE")]
+    configs: Vec<PathBuf>,
+    /// Figures saved by an earlier benchmark (`<workdir>.bench/figures.json`), to report and
+    /// fit with the others without running again. Repeatable.
+    #[arg(long = "figures", value_name = "FILE")]
+    figures: Vec<PathBuf>,
+    /// Folder for the report (`report.md`), every archive's figures and the pictures.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the report (Markdown) to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Leave the page cache warm (by default it is emptied of the inputs before each phase).
+    #[arg(long)]
+    warm: bool,
+    /// Rows resolved one at a time by random access for the per-row baseline (0: none).
+    #[arg(long, default_value_t = 1000)]
+    random_rows: usize,
+    /// Override a configuration value for this benchmark: KEY=VALUE, KEY dotted
+    /// (`fetch.endpoint=http://127.0.0.1:9000`). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 #[derive(Args)]
@@ -411,17 +429,32 @@ fn status(out: &mut impl Write, workdir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn bench(
-    out: &mut impl Write,
-    config: &Path,
-    report_to: Option<PathBuf>,
-    sets: &[String],
-) -> Result<()> {
-    let cfg = Config::load_with(config, sets)?;
-    let (baselines, figures) = unearth::bench::bench(&cfg)?;
-    let text = unearth::bench::report(&cfg, &baselines, &figures);
+fn bench(out: &mut impl Write, a: BenchArgs) -> Result<()> {
+    anyhow::ensure!(
+        !a.configs.is_empty() || !a.figures.is_empty(),
+        "give an archive to benchmark (--config FILE) or saved figures (--figures FILE)"
+    );
+    let opts = unearth::bench::Options {
+        cold: !a.warm,
+        random_rows: a.random_rows,
+    };
+    let mut archives = Vec::new();
+    for f in &a.figures {
+        archives.push(unearth::bench::ArchiveFigures::load(f)?);
+    }
+    for c in &a.configs {
+        let cfg = Config::load_with(c, &a.overrides)?;
+        let figures = unearth::bench::bench(&cfg, &opts)?;
+        if let Some(dir) = &a.out {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            figures.save(&dir.join(format!("{}.json", figures.name)))?;
+        }
+        archives.push(figures);
+    }
+    let text = unearth::bench::report(&archives, a.out.as_deref())?;
     write!(out, "{text}")?;
-    if let Some(path) = report_to {
+    if let Some(path) = a.report {
         std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
@@ -467,11 +500,7 @@ fn run(cli: Cli) -> Result<()> {
             slurm_submit(&mut out, &config.config, dry_run)
         }
         Command::Status { workdir } => status(&mut out, &workdir),
-        Command::Bench {
-            config,
-            report,
-            overrides,
-        } => bench(&mut out, &config.config, report, &overrides),
+        Command::Bench(a) => bench(&mut out, a),
         Command::Verify {
             config,
             sample,

@@ -44,14 +44,22 @@ pub struct Report {
 }
 
 /// One row of the resolved output, as verification needs it.
-struct Row {
-    row_id: u64,
-    repo: Option<String>,
-    commit: Option<String>,
-    path: Option<String>,
-    revision: Option<String>,
-    sha1_git: Option<String>,
-    status: Option<RowStatus>,
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Its id.
+    pub row_id: u64,
+    /// `repo` of the input.
+    pub repo: Option<String>,
+    /// `commit_id` of the input.
+    pub commit: Option<String>,
+    /// `rel_path` of the input.
+    pub path: Option<String>,
+    /// The pipeline's revision.
+    pub revision: Option<String>,
+    /// The pipeline's content id.
+    pub sha1_git: Option<String>,
+    /// The pipeline's status.
+    pub status: Option<RowStatus>,
 }
 
 /// Reads the rows at the sorted global positions `picks` of the resolved files, streaming:
@@ -93,7 +101,7 @@ fn read_rows(dir: &Path, picks: &[usize]) -> Result<Vec<Row>, TableError> {
 }
 
 /// Rows in the resolved files of `dir`, from their metadata.
-fn count_rows(dir: &Path) -> Result<usize, TableError> {
+pub fn count_rows(dir: &Path) -> Result<usize, TableError> {
     let mut n = 0;
     for f in resolved::files(dir)? {
         n += table::num_rows(&f)?;
@@ -127,9 +135,9 @@ fn origins_of(graph: &impl LabelledGraph, slug: &str, templates: &[String]) -> V
     out
 }
 
-/// Whether a revision with `prefix` (lower-case hex) is in the history of `origins`,
-/// traversing it forward by random access.
-fn history_has_prefix(graph: &impl LabelledGraph, origins: &[usize], prefix: &str) -> bool {
+/// The first revision (breadth-first from the snapshots) with `prefix` (lower-case hex) in
+/// the history of `origins`, traversing it forward by random access.
+fn find_in_history(graph: &impl LabelledGraph, origins: &[usize], prefix: &str) -> Option<usize> {
     let props = graph.properties();
     let mut seen: HashSet<usize> = HashSet::new();
     let mut queue: VecDeque<usize> = VecDeque::new();
@@ -145,12 +153,36 @@ fn history_has_prefix(graph: &impl LabelledGraph, origins: &[usize], prefix: &st
             continue;
         }
         match props.node_type(n) {
-            NodeType::Revision if hex(&props.swhid(n).hash).starts_with(prefix) => return true,
+            NodeType::Revision if hex(&props.swhid(n).hash).starts_with(prefix) => return Some(n),
             NodeType::Revision | NodeType::Release => queue.extend(graph.successors(n)),
             _ => {}
         }
     }
-    false
+    None
+}
+
+/// Resolves a row from scratch, one hop at a time, as a program using swh-graph's random
+/// access would: the origin by its URLs, its history searched forward for the first
+/// revision with the prefix, then the path. The per-row baseline of `unearth bench`.
+pub fn resolve_by_random_access(
+    graph: &impl LabelledGraph,
+    templates: &[String],
+    repo: Option<&str>,
+    commit: Option<&str>,
+    path: Option<&str>,
+) -> (RowStatus, Option<String>) {
+    let Ok(prefix) = crate::phases::plan::validate(repo, commit, path) else {
+        return (RowStatus::Invalid, None);
+    };
+    let origins = origins_of(graph, repo.unwrap_or_default(), templates);
+    if origins.is_empty() {
+        return (RowStatus::OriginNotFound, None);
+    }
+    let Some(rev) = find_in_history(graph, &origins, &prefix) else {
+        return (RowStatus::CommitNotInOrigin, None);
+    };
+    let rev_hex = hex(&graph.properties().swhid(rev).hash);
+    walk_random_access(graph, &rev_hex, path.unwrap_or_default())
 }
 
 /// Walks `path` from revision `rev_hex` with random-access labelled successors.
@@ -255,7 +287,7 @@ fn check(
                 .as_deref()
                 .unwrap_or_default()
                 .to_ascii_lowercase();
-            Some(if history_has_prefix(graph, &origins, &prefix) {
+            Some(if find_in_history(graph, &origins, &prefix).is_some() {
                 Err(format!(
                     "row {id}: commit_not_in_origin, but the origin's history has {prefix}"
                 ))
@@ -277,6 +309,20 @@ fn check(
     }
 }
 
+/// `size` rows drawn at random (seeded) from the `total` rows of the resolved output in
+/// `dir`, in row order.
+pub fn sample_rows(
+    dir: &Path,
+    total: usize,
+    size: usize,
+    seed: u64,
+) -> Result<Vec<Row>, TableError> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut picks = sample(&mut rng, total, size.min(total)).into_vec();
+    picks.sort_unstable();
+    read_rows(dir, &picks)
+}
+
 /// Verifies `sample_size` rows of the resolved output in `resolved_dir`.
 pub fn verify(
     graph: &impl LabelledGraph,
@@ -286,10 +332,7 @@ pub fn verify(
     seed: u64,
 ) -> Result<Report, TableError> {
     let total = count_rows(resolved_dir)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut picks = sample(&mut rng, total, sample_size.min(total)).into_vec();
-    picks.sort_unstable();
-    let rows = read_rows(resolved_dir, &picks)?;
+    let rows = sample_rows(resolved_dir, total, sample_size, seed)?;
     let mut report = Report::default();
     for row in &rows {
         report.sampled += 1;

@@ -49,6 +49,18 @@ fn readme_demo_commands_run_as_written() {
     }
     assert!(tmp.path().join("demo-archive/work/export").is_dir());
     assert!(tmp.path().join("my-archive/archive.json").is_file());
+    // The synthetic archive resolves as its generator expects, and the two-size benchmark
+    // fitted a model and drew its pictures.
+    let report = std::fs::read_to_string(tmp.path().join("bench-report/report.md")).unwrap();
+    assert!(
+        report.contains("Projection to the full archive"),
+        "{report}"
+    );
+    for png in ["time.png", "memory.png"] {
+        let bytes = std::fs::read(tmp.path().join("bench-report").join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png}");
+    }
+    assert!(tmp.path().join("bench-report/syn-small.json").is_file());
 }
 
 #[test]

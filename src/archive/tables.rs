@@ -365,11 +365,17 @@ impl TableWriter {
                 .join(format!("{}-{:05}{IPC_SUFFIX}", self.name, self.files));
             self.files += 1;
             let file = File::create(&path).map_err(|e| ArchiveError::io(&path, e))?;
+            let orc = |e: arrow::error::ArrowError| ArchiveError::Orc {
+                path: path.clone(),
+                reason: e.to_string(),
+            };
+            // Compressed: the staged files of a large archive would otherwise need several
+            // times the disk of its ORC tables before the conversion.
+            let options = arrow::ipc::writer::IpcWriteOptions::default()
+                .try_with_compression(Some(arrow::ipc::CompressionType::ZSTD))
+                .map_err(orc)?;
             let writer =
-                FileWriter::try_new(file, &self.schema).map_err(|e| ArchiveError::Orc {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+                FileWriter::try_new_with_options(file, &self.schema, options).map_err(orc)?;
             self.writer = Some(writer);
         }
         Ok(self.writer.as_mut().expect("just opened"))

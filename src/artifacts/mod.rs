@@ -56,3 +56,15 @@ pub fn concat(files: &[PathBuf], out: &Path) -> Result<(), TableError> {
         )),
     }
 }
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
+/// that `path` holds either its old content or the whole new one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

@@ -101,14 +101,23 @@ impl GraphError {
 
 /// Number of nodes of the graph at `base`, from its `.properties`.
 pub fn num_nodes(base: &Path) -> Result<usize, GraphError> {
+    property(base, "nodes")
+}
+
+/// Number of arcs of the graph at `base`, from its `.properties`.
+pub fn num_arcs(base: &Path) -> Result<usize, GraphError> {
+    property(base, "arcs")
+}
+
+fn property(base: &Path, key: &str) -> Result<usize, GraphError> {
     let path = suffixed(base, ".properties");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| GraphError::new(base, format!("{}: {e}", path.display())))?;
     text.lines()
         .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == "nodes")
+        .find(|(k, _)| k.trim() == key)
         .and_then(|(_, v)| v.trim().parse().ok())
-        .ok_or_else(|| GraphError::new(base, format!("no nodes= line in {}", path.display())))
+        .ok_or_else(|| GraphError::new(base, format!("no {key}= line in {}", path.display())))
 }
 
 /// Loads the whole graph with basename `base` (both directions, every property, labels).

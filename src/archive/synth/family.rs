@@ -290,8 +290,21 @@ impl<'a, O: Observer> Play<'a, O> {
 
     /// Adds a file in a folder of `line` (sometimes a new folder); returns its path.
     fn add_file(&mut self, line: &mut Line) -> Vec<Name> {
-        let mut dir = line.tree.pick_dir(&mut self.rng);
-        if self.rng.random_bool(0.05) {
+        // Next to a file drawn at random (folders grow in proportion to their files, so the
+        // root, with a handful, stays small as in real code); a full folder, or now and then
+        // any, gets a new subfolder.
+        let mut dir = match line.tree.pick_file(&mut self.rng) {
+            Some(mut f) => {
+                f.pop();
+                f
+            }
+            None => line.tree.pick_dir(&mut self.rng),
+        };
+        let full = line
+            .tree
+            .dir_at(&dir)
+            .is_some_and(|d| d.entry_count() >= 64);
+        if full || self.rng.random_bool(0.05) {
             let name = self.fresh_name(&line.tree, &dir, false);
             dir.push(name);
         }

@@ -166,6 +166,83 @@ pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<BuildOutcome, Archive
     })
 }
 
+/// Plays families until the archive has `o.nodes` nodes, writing what their visits archive.
+fn play_families(
+    o: &SynthOptions,
+    sink: &mut Sink,
+    rng: &mut ChaCha8Rng,
+    vocab: &Vocabulary,
+    names: &mut Names,
+) -> Result<World, ArchiveError> {
+    let mut world = World::new();
+    let shape = Shape {
+        max_commits: o.max_commits(),
+    };
+    let giants = (o.nodes as f64 / 2e7).round().max(1.0) as usize;
+    let mut pl = dsi_progress_logger::progress_logger!(
+        item_name = "node",
+        display_memory = true,
+        expected_updates = Some(o.nodes as usize)
+    );
+    use dsi_progress_logger::ProgressLog;
+    pl.start("Generating the synthetic archive");
+    while sink.total() < o.nodes {
+        let f = world.specs.len() as u32;
+        let spec = world.plan_family(rng, vocab, &shape, (f as usize) < giants);
+        let before = sink.total();
+        let model = {
+            let mut b = Builder::new(sink, &mut world, f);
+            Play::new(&spec, vocab, names, &mut b).run()?;
+            b.finish()
+        };
+        world.add_family(model);
+        pl.update_with_count((sink.total() - before) as usize);
+    }
+    pl.done();
+    Ok(world)
+}
+
+/// Draws the metadata rows and their expected answers, writes both, and stores the blobs
+/// the answers name (with `--blobs rows`); returns the pairs and answers drawn.
+fn make_rows(
+    o: &SynthOptions,
+    root: &Path,
+    sink: &mut Sink,
+    rng: &mut ChaCha8Rng,
+    (world, vocab, names): (&World, &Vocabulary, &mut Names),
+    index: &rows::PrefixIndex,
+    len: usize,
+) -> Result<(Vec<rows::Pair>, Vec<rows::Expected>), ArchiveError> {
+    // Small trees give fewer rows than asked: draw more pairs until the count is reached.
+    let (mut pairs, mut drawn) = (Vec::new(), Vec::new());
+    for round in 0..8u64 {
+        let missing = o.rows.saturating_sub(drawn.len() as u64);
+        if missing == 0 {
+            break;
+        }
+        let more = rows::plan_pairs(world, vocab, rng, missing, len);
+        let offset = pairs.len() as u32;
+        let mut got = rows::draw_rows(world, vocab, names, &more, o.seed ^ round)?;
+        got.iter_mut().for_each(|r| r.pair += offset);
+        pairs.extend(more);
+        drawn.extend(got);
+    }
+    drawn.truncate(o.rows as usize);
+    let (mut answers, row_blobs) = rows::expect(world, vocab, names, index, &pairs, &drawn)?;
+    rows::shuffle(rng, &mut drawn, &mut answers);
+    write_rows(root, &drawn, &answers, o.rows_per_part)?;
+    if o.blobs == Blobs::Rows {
+        let mut ids: Vec<_> = row_blobs.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let data = content::bytes(&row_blobs[&id]);
+            let h = crate::model::hashes::ContentHashes::of(&data);
+            sink.writer.store_blob(&h, &data)?;
+        }
+    }
+    Ok((pairs, answers))
+}
+
 fn generate(root: &Path, o: &SynthOptions, note: &str) -> Result<Manifest, ArchiveError> {
     let started = Instant::now();
     let mut report = SynthReport::default();
@@ -182,32 +259,7 @@ fn generate(root: &Path, o: &SynthOptions, note: &str) -> Result<Manifest, Archi
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
     let vocab = Vocabulary::new(&mut rng);
     let mut names = Names::default();
-    let mut world = World::new();
-    let shape = Shape {
-        max_commits: o.max_commits(),
-    };
-    let giants = (o.nodes as f64 / 2e7).round().max(1.0) as usize;
-
-    let mut pl = dsi_progress_logger::progress_logger!(
-        item_name = "node",
-        display_memory = true,
-        expected_updates = Some(o.nodes as usize)
-    );
-    use dsi_progress_logger::ProgressLog;
-    pl.start("Generating the synthetic archive");
-    while sink.total() < o.nodes {
-        let f = world.specs.len() as u32;
-        let spec = world.plan_family(&mut rng, &vocab, &shape, (f as usize) < giants);
-        let before = sink.total();
-        let model = {
-            let mut b = Builder::new(&mut sink, &mut world, f);
-            Play::new(&spec, &vocab, &mut names, &mut b).run()?;
-            b.finish()
-        };
-        world.add_family(model);
-        pl.update_with_count((sink.total() - before) as usize);
-    }
-    pl.done();
+    let world = play_families(o, &mut sink, &mut rng, &vocab, &mut names)?;
     report
         .seconds
         .insert("generate".into(), started.elapsed().as_secs_f64());
@@ -220,34 +272,15 @@ fn generate(root: &Path, o: &SynthOptions, note: &str) -> Result<Manifest, Archi
         .sum();
     let len = rows::prefix_len(revisions);
     let index = rows::PrefixIndex::new(&world, len);
-    // Small trees give fewer rows than asked: draw more pairs until the count is reached.
-    let (mut pairs, mut drawn) = (Vec::new(), Vec::new());
-    for round in 0..8u64 {
-        let missing = o.rows.saturating_sub(drawn.len() as u64);
-        if missing == 0 {
-            break;
-        }
-        let more = rows::plan_pairs(&world, &vocab, &mut rng, missing, len);
-        let offset = pairs.len() as u32;
-        let mut got = rows::draw_rows(&world, &vocab, &mut names, &more, o.seed ^ round)?;
-        got.iter_mut().for_each(|r| r.pair += offset);
-        pairs.extend(more);
-        drawn.extend(got);
-    }
-    drawn.truncate(o.rows as usize);
-    let (mut answers, row_blobs) =
-        rows::expect(&world, &vocab, &mut names, &index, &pairs, &drawn)?;
-    rows::shuffle(&mut rng, &mut drawn, &mut answers);
-    write_rows(root, &drawn, &answers, o.rows_per_part)?;
-    if o.blobs == Blobs::Rows {
-        let mut ids: Vec<_> = row_blobs.keys().copied().collect();
-        ids.sort_unstable();
-        for id in ids {
-            let data = content::bytes(&row_blobs[&id]);
-            let h = crate::model::hashes::ContentHashes::of(&data);
-            sink.writer.store_blob(&h, &data)?;
-        }
-    }
+    let (pairs, answers) = make_rows(
+        o,
+        root,
+        &mut sink,
+        &mut rng,
+        (&world, &vocab, &mut names),
+        &index,
+        len,
+    )?;
     report
         .seconds
         .insert("rows".into(), rows_started.elapsed().as_secs_f64());

@@ -221,8 +221,13 @@ impl Dir {
         }
     }
 
-    /// The path of a folder, walking down from here and stopping at each level with some
-    /// probability (folders with more files are entered more often).
+    /// Entries of this folder (files, links and subfolders).
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// A folder drawn by a walk from the root: at each level it stops with probability
+    /// 0.35, or goes down into a subfolder drawn by its number of files.
     pub fn pick_dir(&self, rng: &mut ChaCha8Rng) -> Vec<Name> {
         let mut path = Vec::new();
         let mut dir = self;

@@ -107,6 +107,25 @@ fn spread(rng: &mut ChaCha8Rng, n: u32, lo: u32, hi: u32) -> Vec<u32> {
     out
 }
 
+/// The ticks a family's upstream is visited at.
+fn plan_visits(rng: &mut ChaCha8Rng, ticks: u32, recased: bool) -> Vec<u32> {
+    // Long, active histories are revisited (one visit per ~2,000 commits here), as SWH
+    // revisits active repositories; this also bounds the commits made but not archived
+    // yet that the generator holds (their trees wait for the next visit).
+    let n_visits = 1 + poisson(rng, 1.5).min(6) + recased as u32 + ticks / 2000;
+    let last = if ticks <= 2 {
+        ticks - 1
+    } else {
+        let tail = ((ticks - 1) / 5).min(2000);
+        rng.random_range(ticks - 1 - tail..=ticks - 1)
+    };
+    let mut visits = spread(rng, n_visits, 0, last);
+    if recased && visits.len() < 2 && last > 0 {
+        visits.insert(0, 0);
+    }
+    visits
+}
+
 impl World {
     /// An empty world.
     pub fn new() -> Self {
@@ -217,16 +236,7 @@ impl World {
             };
             self.new_origin(url, slug)
         };
-        let n_visits = 1 + poisson(rng, 1.5).min(6) + recased as u32;
-        let last = if ticks <= 2 {
-            ticks - 1
-        } else {
-            rng.random_range((ticks - 1) * 4 / 5..=ticks - 1)
-        };
-        let mut visits = spread(rng, n_visits, 0, last);
-        if recased && visits.len() < 2 && last > 0 {
-            visits.insert(0, 0);
-        }
+        let visits = plan_visits(rng, ticks, recased);
         let mut upstream = vec![(upstream_origin, 0)];
         if recased && visits.len() >= 2 {
             let split = visits[visits.len() / 2];
@@ -241,36 +251,7 @@ impl World {
             }
         }
 
-        let n_forks = if giant {
-            rng.random_range(5..30)
-        } else if rng.random_bool(0.8) {
-            0
-        } else {
-            (pareto(rng, 1.0, 1.2) as u32).min(40)
-        };
-        let name = self.origins[upstream_origin as usize]
-            .slug
-            .split_once('/')
-            .map_or("repo".to_string(), |x| x.1.to_string());
-        let forks = (0..n_forks)
-            .map(|_| {
-                let at = rng.random_range(0..ticks);
-                let commits = if rng.random_bool(0.4) {
-                    0
-                } else {
-                    (pareto(rng, 1.0, 1.1) as u32).min(500).min(ticks - at)
-                };
-                let slug = self.fresh_slug(rng, vocab, Some(&name));
-                let origin = self.new_origin(format!("https://github.com/{slug}"), slug);
-                let n = 1 + poisson(rng, 0.7).min(4);
-                ForkSpec {
-                    origin,
-                    at,
-                    commits,
-                    visits: spread(rng, n, at, ticks - 1),
-                }
-            })
-            .collect();
+        let forks = self.plan_forks(rng, vocab, upstream_origin, ticks, giant);
 
         let spec = FamilySpec {
             seed: rng.random(),
@@ -291,6 +272,48 @@ impl World {
         };
         self.specs.push(spec.clone());
         spec
+    }
+
+    /// Forks of a family of `ticks` commits upstream at `upstream_origin`: when each
+    /// branches off, its own commits, origin and visits.
+    fn plan_forks(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        vocab: &Vocabulary,
+        upstream_origin: u32,
+        ticks: u32,
+        giant: bool,
+    ) -> Vec<ForkSpec> {
+        let n_forks = if giant {
+            rng.random_range(5..30)
+        } else if rng.random_bool(0.8) {
+            0
+        } else {
+            (pareto(rng, 1.0, 1.2) as u32).min(40)
+        };
+        let name = self.origins[upstream_origin as usize]
+            .slug
+            .split_once('/')
+            .map_or("repo".to_string(), |x| x.1.to_string());
+        (0..n_forks)
+            .map(|_| {
+                let at = rng.random_range(0..ticks);
+                let commits = if rng.random_bool(0.4) {
+                    0
+                } else {
+                    (pareto(rng, 1.0, 1.1) as u32).min(500).min(ticks - at)
+                };
+                let slug = self.fresh_slug(rng, vocab, Some(&name));
+                let origin = self.new_origin(format!("https://github.com/{slug}"), slug);
+                let n = 1 + poisson(rng, 0.7).min(4);
+                ForkSpec {
+                    origin,
+                    at,
+                    commits,
+                    visits: spread(rng, n, at, ticks - 1),
+                }
+            })
+            .collect()
     }
 
     /// Records the model of the family just played, and offers its first archived commit as

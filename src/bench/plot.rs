@@ -1,0 +1,129 @@
+//! Pictures of cost against archive size, per phase (PNG, drawn with plotters).
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use super::figures::{ArchiveFigures, PhaseFigures};
+use super::BenchError;
+
+/// Where the text's font is read from (Debian's fonts-dejavu-core).
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+fn font() -> Result<(), BenchError> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let bytes = std::fs::read(FONT)
+            .map_err(|e| format!("{FONT}: {e} (scripts/setup.sh installs fonts-dejavu-core)"))?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("{FONT}: not a font"))
+    })
+    .clone()
+    .map_err(BenchError::Plot)
+}
+
+/// A measure plotted against graph nodes.
+pub struct Measure {
+    /// File name (`time.png`).
+    pub file: &'static str,
+    /// Axis caption.
+    pub caption: &'static str,
+    /// The value of a phase's run.
+    pub value: fn(&PhaseFigures) -> f64,
+}
+
+/// Wall seconds and peak anonymous MB.
+pub const MEASURES: [Measure; 2] = [
+    Measure {
+        file: "time.png",
+        caption: "wall seconds (cold cache)",
+        value: |p| p.usage.wall,
+    },
+    Measure {
+        file: "memory.png",
+        caption: "peak anonymous MB",
+        value: |p| p.usage.max_anon as f64 / 1e6,
+    },
+];
+
+fn err(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Plot(e.to_string())
+}
+
+/// Draws `m` for every phase against the archives' node counts (log-log) into `dir/m.file`.
+pub fn draw(archives: &[ArchiveFigures], m: &Measure, dir: &Path) -> Result<(), BenchError> {
+    font()?;
+    let path = dir.join(m.file);
+    let mut sizes: Vec<&ArchiveFigures> = archives.iter().collect();
+    sizes.sort_by_key(|a| a.nodes);
+    let phases: Vec<String> = sizes
+        .iter()
+        .flat_map(|a| a.phases.iter().map(|p| p.phase.clone()))
+        .fold(Vec::new(), |mut v, p| {
+            if !v.contains(&p) {
+                v.push(p);
+            }
+            v
+        });
+    let points: Vec<(f64, f64)> = sizes
+        .iter()
+        .flat_map(|a| a.phases.iter().map(|p| (a.nodes as f64, (m.value)(p))))
+        .collect();
+    let pos = |v: f64| v.max(1e-3);
+    let (x0, x1) = points
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    let (y0, y1) = points.iter().fold((f64::MAX, 0f64), |(lo, hi), p| {
+        (lo.min(pos(p.1)), hi.max(pos(p.1)))
+    });
+    let root = BitMapBackend::new(&path, (1100, 750)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("unearth: {} per phase", m.caption),
+            ("sans-serif", 26),
+        )
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(
+            ((x0 / 2.0).max(1.0)..x1 * 2.0).log_scale(),
+            ((y0 / 2.0).max(1e-3)..y1 * 2.0).log_scale(),
+        )
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("graph nodes")
+        .y_desc(m.caption)
+        .draw()
+        .map_err(err)?;
+    for (i, phase) in phases.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let series: Vec<(f64, f64)> = sizes
+            .iter()
+            .filter_map(|a| a.phase(phase).map(|p| (a.nodes as f64, pos((m.value)(p)))))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(phase.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(series.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The benchmark as Markdown: per archive, the baselines and every phase; across archives,
+//! the fitted model and its projection.
+
+use std::fmt::Write;
+
+use super::figures::ArchiveFigures;
+use super::model::{self, PhaseModel};
+
+fn mb(b: f64) -> f64 {
+    b / 1e6
+}
+
+/// Human seconds: `42 s`, `3.1 h`, `2.0 d`.
+pub fn duration(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 7200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s < 172_800.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} d", s / 86_400.0)
+    }
+}
+
+/// Human bytes.
+pub fn bytes(b: f64) -> String {
+    if b < 1e6 {
+        format!("{:.0} kB", b / 1e3)
+    } else if b < 1e9 {
+        format!("{:.0} MB", b / 1e6)
+    } else if b < 1e12 {
+        format!("{:.1} GB", b / 1e9)
+    } else {
+        format!("{:.1} TB", b / 1e12)
+    }
+}
+
+/// The tables of one archive.
+pub fn archive(a: &ArchiveFigures) -> String {
+    let mut s = String::new();
+    let cache = if a.cold { "cold" } else { "warm" };
+    let _ = writeln!(
+        s,
+        "### {}: {} nodes, {} arcs\n\ngraph `{}`; {} cores, {:.0} GB; page cache {cache} before each phase and read\n",
+        a.name,
+        a.nodes,
+        a.arcs,
+        a.graph.display(),
+        a.machine.cores,
+        a.machine.memory as f64 / 1e9
+    );
+    s.push_str("| raw sequential read | bytes | MB/s |\n|---|---:|---:|\n");
+    for b in &a.baselines {
+        let _ = writeln!(s, "| {} | {} | {:.0} |", b.what, b.bytes, mb(b.rate()));
+    }
+    let disk = a.disk_rate();
+    s.push_str(
+        "\n| phase | wall s | CPU s | peak RSS MB | peak anon MB | storage read MB | read / wall vs disk | \
+         pass s | pass / raw read of its files |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in &a.phases {
+        let u = &p.usage;
+        let rate = u.storage_read as f64 / u.wall.max(1e-9);
+        let pass = p
+            .pass_seconds
+            .map(|x| format!("{x:.3}"))
+            .unwrap_or_default();
+        let pass_ratio = p
+            .pass_bytes
+            .zip(p.pass_seconds)
+            .zip(p.pass_baseline.as_deref().and_then(|b| a.baseline(b)))
+            .map(|((bytes, secs), base)| {
+                format!("{:.3}", bytes as f64 / secs.max(1e-9) / base.rate())
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} | {:.3} | {pass} | {pass_ratio} |",
+            p.phase,
+            u.wall,
+            u.user + u.system,
+            mb(u.max_rss as f64),
+            mb(u.max_anon as f64),
+            mb(u.storage_read as f64),
+            rate / disk
+        );
+    }
+    if let Some(r) = &a.random_access {
+        let rows = a.phase("plan").map_or(0, |p| p.count("rows"));
+        let pipeline: f64 = a
+            .phases
+            .iter()
+            .filter(|p| {
+                crate::model::Phase::from_name(&p.phase)
+                    .is_some_and(|ph| ph <= crate::model::Phase::Walk)
+            })
+            .map(|p| p.usage.wall)
+            .sum();
+        let all = r.per_row() * rows as f64;
+        let _ = writeln!(
+            s,
+            "\nper-row random access (verify's hop-by-hop walk, {} rows, {} agree with the pipeline): \
+             {:.2} ms per row, {} for all {rows} rows, against {} for the resolution phases \
+             (plan to walk): {:.1}x\n",
+            r.rows,
+            r.agreed,
+            r.per_row() * 1e3,
+            duration(all),
+            duration(pipeline),
+            all / pipeline.max(1e-9)
+        );
+    }
+    s
+}
+
+/// The fitted model and the projections.
+pub fn model(archives: &[ArchiveFigures], models: &[PhaseModel]) -> String {
+    let mut s = String::new();
+    let Some(largest) = archives.iter().max_by_key(|a| a.nodes) else {
+        return s;
+    };
+    let cores = largest.machine.cores as f64;
+    s.push_str(
+        "| phase | driver | fixed s | s per million units | CPU s per million | bytes read per unit | \
+         memory grows with | anon MB fixed | anon bytes per unit | parallel share |\n\
+         |---|---|---:|---:|---:|---:|---|---:|---:|---:|\n",
+    );
+    for m in models {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} | {:.4} | {:.4} | {:.1} | {} | {:.1} | {:.2} | {:.2} |",
+            m.phase,
+            m.driver.unit(),
+            m.wall.fixed,
+            m.wall.slope * 1e6,
+            m.cpu.slope * 1e6,
+            m.read.slope,
+            m.memory_model.describe(),
+            mb(m.anon.fixed),
+            m.anon.slope,
+            m.parallel
+        );
+    }
+    let node = model::NODE;
+    let targets = [1.0, 8.0, 32.0];
+    let _ = writeln!(
+        s,
+        "\nProjection to the full archive ({:.1}e9 nodes, {:.1}e12 arcs) and Nemotron v1 ({:.0}e6 rows, \
+         {:.0}e6 pairs), on nodes of {} cores reading {} per second:\n",
+        model::full::NODES / 1e9,
+        model::full::ARCS / 1e12,
+        model::full::ROWS / 1e6,
+        model::full::PAIRS / 1e6,
+        node.cores,
+        bytes(node.disk_rate)
+    );
+    s.push_str("| phase | driver at full scale | how | 1 node | 8 nodes | 32 nodes | peak anon memory |\n|---|---:|---|---:|---:|---:|---:|\n");
+    let mut totals = [0.0; 3];
+    for m in models {
+        let t: Vec<f64> = targets
+            .iter()
+            .map(|&n| m.seconds(&node, cores, n))
+            .collect();
+        for (tot, x) in totals.iter_mut().zip(&t) {
+            *tot += x;
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {:.3e} {} | {} | {} | {} | {} | {} |",
+            m.phase,
+            m.full.0,
+            m.driver.units(),
+            m.full.1,
+            duration(t[0]),
+            duration(t[1]),
+            duration(t[2]),
+            bytes(m.memory())
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| **total** | | | **{}** | **{}** | **{}** | |",
+        duration(totals[0]),
+        duration(totals[1]),
+        duration(totals[2])
+    );
+    if let Some(r) = &largest.random_access {
+        let t = r.per_row() * model::full::ROWS / node.cores;
+        let _ = writeln!(
+            s,
+            "\nThe per-row random-access baseline at {:.2} ms per row ({}): {} for Nemotron's rows \
+             on one {}-core node, if every core walked rows independently and the graph stayed in memory.",
+            r.per_row() * 1e3,
+            largest.name,
+            duration(t),
+            node.cores
+        );
+    }
+    s
+}
