@@ -8,7 +8,7 @@
 //!
 //! [options]
 //! threads = 0                            # 0: all cores
-//! origin_search_budget = 20000           # backward-search nodes per pair before a forward pass
+//! origin_search_budget = 256             # backward-search nodes per pair before a forward pass
 //! url_templates = ["https://github.com/{slug}"]
 //!
 //! [fetch]
@@ -70,7 +70,9 @@ pub struct Options {
     /// Nodes the backward search of one (repo, prefix) pair may visit (from its candidate
     /// revisions towards the origin's snapshots) before the pair is left to a forward
     /// traversal of the origin's whole history, which decides it exactly. Only speed depends
-    /// on it: small for many pairs near branch heads, larger for deep histories.
+    /// on it. A commit near a branch head is found in a few nodes; a candidate from another
+    /// repository (most of them, with 7-hex prefixes at full scale) exhausts any budget, so a
+    /// small one is fast: the forward traversal is shared by all of the origin's pairs.
     pub origin_search_budget: usize,
     /// Origin URLs tried for a repo slug; `{slug}` is replaced by the row's `repo`. URLs are
     /// compared normalised, as GitHub resolves them: case-insensitive, with or without a
@@ -89,7 +91,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             threads: 0,
-            origin_search_budget: 20_000,
+            origin_search_budget: 256,
             url_templates: vec!["https://github.com/{slug}".to_string()],
             sort_memory_mb: 1024,
             label_merge_gap: 64 << 10,

@@ -135,6 +135,9 @@ pub fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<u64, TableEr
     Ok(rows)
 }
 
+/// Buffered bytes at which a Parquet row group is closed.
+pub const ROW_GROUP_BYTES: usize = 64 << 20;
+
 /// A Parquet file being written batch by batch.
 pub struct Writer {
     path: PathBuf,
@@ -153,11 +156,19 @@ impl Writer {
         })
     }
 
-    /// Appends a batch.
+    /// Appends a batch. A row group is closed once its buffered pages pass
+    /// [`ROW_GROUP_BYTES`]: the writer buffers a whole row group, and rows that carry file
+    /// contents would otherwise hold up to the default 1M rows (gigabytes) in memory.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), TableError> {
         self.inner
             .write(batch)
-            .map_err(|e| TableError::parquet(&self.path, e))
+            .map_err(|e| TableError::parquet(&self.path, e))?;
+        if self.inner.in_progress_size() > ROW_GROUP_BYTES {
+            self.inner
+                .flush()
+                .map_err(|e| TableError::parquet(&self.path, e))?;
+        }
+        Ok(())
     }
 
     /// Finishes the file.

@@ -98,6 +98,9 @@ pub fn draw(archives: &[ArchiveFigures], m: &Measure, dir: &Path) -> Result<(), 
         .configure_mesh()
         .x_desc("graph nodes")
         .y_desc(m.caption)
+        .x_labels(6)
+        .x_label_formatter(&|x| format!("{x:.0e}"))
+        .y_label_formatter(&|y| format!("{y}"))
         .draw()
         .map_err(err)?;
     for (i, phase) in phases.iter().enumerate() {

@@ -291,8 +291,9 @@ impl<'a, O: Observer> Play<'a, O> {
     /// Adds a file in a folder of `line` (sometimes a new folder); returns its path.
     fn add_file(&mut self, line: &mut Line) -> Vec<Name> {
         // Next to a file drawn at random (folders grow in proportion to their files, so the
-        // root, with a handful, stays small as in real code); a full folder, or now and then
-        // any, gets a new subfolder.
+        // root, with a handful, stays small as in real code). A full folder passes the file
+        // down into one of its subfolders, or, when the walk down stops at it, into a new
+        // one; now and then any folder gets a new subfolder.
         let mut dir = match line.tree.pick_file(&mut self.rng) {
             Some(mut f) => {
                 f.pop();
@@ -300,11 +301,16 @@ impl<'a, O: Observer> Play<'a, O> {
             }
             None => line.tree.pick_dir(&mut self.rng),
         };
-        let full = line
-            .tree
-            .dir_at(&dir)
-            .is_some_and(|d| d.entry_count() >= 64);
-        if full || self.rng.random_bool(0.05) {
+        let mut new_folder = self.rng.random_bool(0.05);
+        while !new_folder {
+            let Some(d) = line.tree.dir_at(&dir).filter(|d| d.entry_count() >= 48) else {
+                break;
+            };
+            let down = d.pick_dir(&mut self.rng);
+            new_folder = down.is_empty();
+            dir.extend(down);
+        }
+        if new_folder {
             let name = self.fresh_name(&line.tree, &dir, false);
             dir.push(name);
         }
