@@ -444,7 +444,19 @@ fn bench(out: &mut impl Write, a: BenchArgs) -> Result<()> {
     }
     for c in &a.configs {
         let cfg = Config::load_with(c, &a.overrides)?;
-        let figures = unearth::bench::bench(&cfg, &opts)?;
+        // Named after the configuration's folder, made unique among this report's archives.
+        let base = unearth::bench::name_of(c);
+        let mut name = base.clone();
+        for i in 2.. {
+            if !archives
+                .iter()
+                .any(|x: &unearth::bench::ArchiveFigures| x.name == name)
+            {
+                break;
+            }
+            name = format!("{base}-{i}");
+        }
+        let figures = unearth::bench::bench(&cfg, &name, &opts)?;
         if let Some(dir) = &a.out {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;

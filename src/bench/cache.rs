@@ -9,16 +9,21 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Every regular file under `roots` (files themselves, or folders walked recursively).
+/// Symbolic links to files are followed (the phases read through them); links to folders
+/// are not, so that a cycle cannot loop.
 pub fn files_under(roots: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack: Vec<PathBuf> = roots.to_vec();
     while let Some(p) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+        let Ok(link) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(&p) else {
             continue;
         };
         if meta.is_file() {
             out.push(p);
-        } else if meta.is_dir() {
+        } else if meta.is_dir() && !link.is_symlink() {
             if let Ok(entries) = std::fs::read_dir(&p) {
                 stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
             }
@@ -47,7 +52,8 @@ pub fn drop_all(roots: &[PathBuf]) -> std::io::Result<u64> {
     let mut bytes = 0;
     for f in files_under(roots) {
         bytes += std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-        drop_file(&f)?;
+        drop_file(&f)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", f.display())))?;
     }
     Ok(bytes)
 }
@@ -59,8 +65,8 @@ pub fn resident_bytes(path: &Path) -> std::io::Result<u64> {
     if len == 0 {
         return Ok(0);
     }
-    // SAFETY: a private read-only mapping of an open file, unmapped before returning; the
-    // vector has one byte per page as mincore requires.
+    // SAFETY: a shared read-only mapping of an open file, unmapped before returning; the
+    // vector has one byte per page (of a checked, positive page size) as mincore requires.
     unsafe {
         let addr = libc::mmap(
             std::ptr::null_mut(),
@@ -73,7 +79,12 @@ pub fn resident_bytes(path: &Path) -> std::io::Result<u64> {
         if addr == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+        let page = libc::sysconf(libc::_SC_PAGESIZE);
+        if page <= 0 {
+            libc::munmap(addr, len);
+            return Err(std::io::Error::other("no page size (sysconf)"));
+        }
+        let page = page as usize;
         let mut vec = vec![0u8; len.div_ceil(page)];
         let r = libc::mincore(addr, len, vec.as_mut_ptr());
         libc::munmap(addr, len);

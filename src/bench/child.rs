@@ -84,12 +84,16 @@ pub fn run(exe: &Path, args: &[&str], log: &Path) -> Result<Usage, BenchError> {
             // SAFETY: pid is our exited child; status and usage are valid out-pointers.
             let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
             if r != pid {
-                return Err(BenchError::io(exe, std::io::Error::last_os_error()));
+                let e = std::io::Error::last_os_error();
+                stop(pid);
+                return Err(BenchError::io(exe, e));
             }
             break;
         }
         if r < 0 {
-            return Err(BenchError::io(exe, std::io::Error::last_os_error()));
+            let e = std::io::Error::last_os_error();
+            stop(pid);
+            return Err(BenchError::io(exe, e));
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -105,6 +109,15 @@ pub fn run(exe: &Path, args: &[&str], log: &Path) -> Result<Usage, BenchError> {
         });
     }
     Ok(u)
+}
+
+/// Kills and reaps `pid` (our child), so that an error leaves no process behind.
+fn stop(pid: libc::pid_t) {
+    // SAFETY: pid is our child, not reaped yet; a null status pointer is allowed.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
 }
 
 /// The log file of `what` in `dir`.

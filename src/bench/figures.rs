@@ -117,9 +117,14 @@ pub struct ArchiveFigures {
     pub phases: Vec<PhaseFigures>,
     /// The per-row random-access baseline, when the walk ran.
     pub random_access: Option<RowBaseline>,
-    /// The external sorts' memory budget the phases ran with (`options.sort_memory_mb`).
-    #[serde(default)]
+    /// The external sorts' memory budget the phases ran with (`options.sort_memory_mb`;
+    /// figures saved before it was recorded read as the default).
+    #[serde(default = "default_sort_memory_mb")]
     pub sort_memory_mb: u64,
+}
+
+fn default_sort_memory_mb() -> u64 {
+    crate::config::Options::default().sort_memory_mb as u64
 }
 
 /// The baseline of the whole graph folder: the storage's sequential read rate.

@@ -110,9 +110,15 @@ pub const FIGURES: &str = "figures.json";
 /// The fresh folder a benchmark of `config` runs in: `<workdir>.bench/`. An earlier
 /// benchmark's folder is replaced; any other folder there is refused.
 pub fn bench_dir(config: &Config) -> Result<PathBuf, BenchError> {
-    let mut dir = config.workdir.clone().into_os_string();
-    dir.push(".bench");
-    let dir = PathBuf::from(dir);
+    // Beside the work directory (whatever its spelling: `work/` names the same folder).
+    let work = &config.workdir;
+    let mut name = work
+        .file_name()
+        .map_or_else(|| "work".into(), |n| n.to_os_string());
+    name.push(".bench");
+    let dir = work
+        .parent()
+        .map_or_else(|| PathBuf::from(&name), |p| p.join(&name));
     if dir.exists() {
         if !dir.join(BENCH_CONFIG).is_file() {
             return Err(BenchError::Foreign(dir));
@@ -159,6 +165,10 @@ pub fn raw_read(what: &str, files: &[PathBuf], cold: bool) -> Result<Baseline, B
 /// and a local blob store.
 fn inputs(cfg: &Config) -> Vec<PathBuf> {
     let mut roots = vec![cfg.workdir.clone(), cfg.metadata.clone()];
+    // The metadata may be a glob: its files, as the plan lists them.
+    if let Ok(files) = crate::phases::plan::input_files(&cfg.metadata) {
+        roots.extend(files);
+    }
     if let Some(dir) = cfg.graph.parent() {
         roots.push(dir.to_path_buf());
     }
@@ -169,10 +179,11 @@ fn inputs(cfg: &Config) -> Vec<PathBuf> {
     roots
 }
 
-/// The short name of a benchmarked archive: the folder holding its graph folder.
-fn archive_name(cfg: &Config) -> String {
-    cfg.graph
-        .parent()
+/// The short name of a benchmark: the folder of its configuration file.
+pub fn name_of(config_path: &Path) -> String {
+    std::path::absolute(config_path)
+        .ok()
+        .as_deref()
         .and_then(Path::parent)
         .and_then(Path::file_name)
         .map_or_else(|| "archive".into(), |n| n.to_string_lossy().into_owned())
@@ -270,7 +281,7 @@ fn random_access(cfg: &Config, rows: usize) -> Result<RowBaseline, BenchError> {
 
 /// Benchmarks every phase of `config` in a fresh work directory, with the baselines;
 /// saves the figures in the benchmark folder.
-pub fn bench(config: &Config, opts: &Options) -> Result<ArchiveFigures, BenchError> {
+pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigures, BenchError> {
     let exe = std::env::current_exe().map_err(|e| BenchError::io(Path::new("unearth"), e))?;
     let mut cfg = config.clone();
     let dir = bench_dir(config)?;
@@ -315,7 +326,7 @@ pub fn bench(config: &Config, opts: &Options) -> Result<ArchiveFigures, BenchErr
         None
     };
     let figures = ArchiveFigures {
-        name: archive_name(&cfg),
+        name: name.to_string(),
         graph: cfg.graph.clone(),
         nodes: crate::graph::num_nodes(&cfg.graph).map_err(|e| BenchError::Output(e.to_string()))?
             as u64,

@@ -39,7 +39,7 @@ pub struct Measure {
 pub const MEASURES: [Measure; 2] = [
     Measure {
         file: "time.png",
-        caption: "wall seconds (cold cache)",
+        caption: "wall seconds",
         value: |p| p.usage.wall,
     },
     Measure {
@@ -72,6 +72,11 @@ pub fn draw(archives: &[ArchiveFigures], m: &Measure, dir: &Path) -> Result<(), 
         .iter()
         .flat_map(|a| a.phases.iter().map(|p| (a.nodes as f64, (m.value)(p))))
         .collect();
+    // Nothing to draw (no phase, or figures without sizes): no picture rather than a
+    // degenerate axis.
+    if points.is_empty() || points.iter().any(|p| p.0 <= 0.0 || !p.1.is_finite()) {
+        return Ok(());
+    }
     let pos = |v: f64| v.max(1e-3);
     let (x0, x1) = points
         .iter()
@@ -83,7 +88,15 @@ pub fn draw(archives: &[ArchiveFigures], m: &Measure, dir: &Path) -> Result<(), 
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("unearth: {} per phase", m.caption),
+            format!(
+                "unearth: {} per phase ({} cache)",
+                m.caption,
+                if sizes.iter().all(|a| a.cold) {
+                    "cold"
+                } else {
+                    "warm"
+                }
+            ),
             ("sans-serif", 26),
         )
         .margin(20)

@@ -70,20 +70,23 @@ pub fn archive(a: &ArchiveFigures) -> String {
             .pass_bytes
             .zip(p.pass_seconds)
             .zip(p.pass_baseline.as_deref().and_then(|b| a.baseline(b)))
-            .map(|((bytes, secs), base)| {
-                format!("{:.3}", bytes as f64 / secs.max(1e-9) / base.rate())
-            })
+            .map(|((bytes, secs), base)| bytes as f64 / secs.max(1e-9) / base.rate())
+            .filter(|r| r.is_finite())
+            .map(|r| format!("{r:.3}"))
+            .unwrap_or_default();
+        let vs_disk = Some(rate / disk)
+            .filter(|r| r.is_finite())
+            .map(|r| format!("{r:.3}"))
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "| {} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} | {:.3} | {pass} | {pass_ratio} |",
+            "| {} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} | {vs_disk} | {pass} | {pass_ratio} |",
             p.phase,
             u.wall,
             u.user + u.system,
             mb(u.max_rss as f64),
             mb(u.max_anon as f64),
             mb(u.storage_read as f64),
-            rate / disk
         );
     }
     if let Some(r) = &a.random_access {
@@ -123,13 +126,13 @@ pub fn model(archives: &[ArchiveFigures], models: &[PhaseModel]) -> String {
     let cores = largest.machine.cores as f64;
     s.push_str(
         "| phase | driver | fixed s | s per million units | CPU s per million | bytes read per unit | \
-         memory grows with | anon MB fixed | anon bytes per unit | parallel share |\n\
+         memory grows with | anon MB fixed | anon bytes per unit of memory's driver | parallel share |\n\
          |---|---|---:|---:|---:|---:|---|---:|---:|---:|\n",
     );
     for m in models {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.3} | {:.4} | {:.4} | {:.1} | {} | {:.1} | {:.2} | {:.2} |",
+            "| {} | {} | {:.3} | {:.4} | {:.4} | {:.1} | {} | {:.1} | {} | {:.2} |",
             m.phase,
             m.driver.unit(),
             m.wall.fixed,
@@ -138,7 +141,11 @@ pub fn model(archives: &[ArchiveFigures], models: &[PhaseModel]) -> String {
             m.read.slope,
             m.memory_model.describe(),
             mb(m.anon.fixed),
-            m.anon.slope,
+            match m.memory_model {
+                model::Memory::PerNode => format!("{:.2} per node", m.anon.slope),
+                model::Memory::PerUnit(d) => format!("{:.2} per {}", m.anon.slope, d.unit()),
+                _ => String::new(),
+            },
             m.parallel
         );
     }

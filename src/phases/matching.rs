@@ -20,7 +20,7 @@
 //!
 //! Memory: the requested origins found (a few words each), one chunk of pairs and their
 //! members, and per group in flight its searches' visited sets (the forward one holds the
-//! group's history: 8 bytes per revision).
+//! group's history: a hash-map entry, ~40 bytes, per revision).
 
 use std::collections::{HashMap, HashSet};
 

@@ -65,7 +65,8 @@ pub struct SynthOptions {
     /// Metadata rows.
     #[arg(long, default_value_t = 100_000)]
     pub rows: u64,
-    /// Commits of the largest histories (default: nodes / 50, within 1,000..200,000).
+    /// Commits of the largest histories (default: nodes / 50, within 1,000..200,000; at most
+    /// nodes / 4).
     #[arg(long)]
     pub max_commits: Option<u32>,
     /// Blobs to store.
@@ -80,10 +81,13 @@ pub struct SynthOptions {
 }
 
 impl SynthOptions {
+    /// At most a quarter of the nodes asked for: every commit makes a node or more, and
+    /// the largest history is always played whole.
     fn max_commits(&self) -> u32 {
+        let cap = (self.nodes / 4).clamp(2, u32::MAX as u64) as u32;
         self.max_commits
             .unwrap_or((self.nodes / 50).clamp(1000, 200_000) as u32)
-            .max(2)
+            .clamp(2, cap.max(2))
     }
 }
 
