@@ -159,10 +159,14 @@ fn wait_jobs(cluster: &Cluster, ids: &[String], until: impl Fn(&str) -> bool) ->
 
 /// Waits until no job is pending or running, and checks that all completed.
 fn wait_completed(cluster: &Cluster, ids: &[String]) -> String {
+    // Settled: no job waiting, running, or still being torn down (COMPLETING, CONFIGURING).
     let settled = wait_jobs(cluster, ids, |q| {
         !q.is_empty()
-            && q.lines()
-                .all(|l| !l.contains("PENDING") && !l.contains("RUNNING"))
+            && q.lines().all(|l| {
+                !["PENDING", "RUNNING", "COMPLETING", "CONFIGURING"]
+                    .iter()
+                    .any(|s| l.contains(s))
+            })
     });
     assert!(
         settled.lines().all(|l| l.contains("COMPLETED")),
