@@ -91,15 +91,7 @@ pub fn archive(a: &ArchiveFigures) -> String {
     }
     if let Some(r) = &a.random_access {
         let rows = a.phase("plan").map_or(0, |p| p.count("rows"));
-        let pipeline: f64 = a
-            .phases
-            .iter()
-            .filter(|p| {
-                crate::model::Phase::from_name(&p.phase)
-                    .is_some_and(|ph| ph <= crate::model::Phase::Walk)
-            })
-            .map(|p| p.usage.wall)
-            .sum();
+        let pipeline = resolution_seconds(a);
         let all = r.per_row() * rows as f64;
         let _ = writeln!(
             s,
@@ -115,6 +107,18 @@ pub fn archive(a: &ArchiveFigures) -> String {
         );
     }
     s
+}
+
+/// Wall seconds of the resolution phases (plan to walk) of `a`.
+fn resolution_seconds(a: &ArchiveFigures) -> f64 {
+    a.phases
+        .iter()
+        .filter(|p| {
+            crate::model::Phase::from_name(&p.phase)
+                .is_some_and(|ph| ph <= crate::model::Phase::Walk)
+        })
+        .map(|p| p.usage.wall)
+        .sum()
 }
 
 /// The fitted model and the projections.
@@ -201,15 +205,7 @@ pub fn model(archives: &[ArchiveFigures], models: &[PhaseModel]) -> String {
         .filter_map(|a| {
             let r = a.random_access.as_ref()?;
             let rows = a.phase("plan")?.count("rows") as f64;
-            let pipeline: f64 = a
-                .phases
-                .iter()
-                .filter(|p| {
-                    crate::model::Phase::from_name(&p.phase)
-                        .is_some_and(|ph| ph <= crate::model::Phase::Walk)
-                })
-                .map(|p| p.usage.wall)
-                .sum();
+            let pipeline = resolution_seconds(a);
             Some(format!(
                 "{:.2} ms per row, {:.1}x the pipeline ({})",
                 r.per_row() * 1e3,
