@@ -201,6 +201,15 @@ fn bad_input_fails_with_one_clear_line() {
         &[],
     );
     assert_clean_failure(&o, "cannot write --out", &unwritable);
+    // A missing parent folder is named as missing, not created.
+    let orphan = tmp.path().join("no-such-folder/out");
+    let o = build(
+        &orphan,
+        &[format!("https://example.org/x={}", repo.display())],
+        &[],
+    );
+    assert_clean_failure(&o, "does not exist", &orphan);
+    assert!(!tmp.path().join("no-such-folder").exists());
 }
 
 #[test]

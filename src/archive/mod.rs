@@ -410,6 +410,12 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
+        if !parent.exists() {
+            return Err(bad(format!(
+                "its folder {} does not exist (create it first)",
+                parent.display()
+            )));
+        }
         if !parent.is_dir() {
             return Err(bad(format!("{} is not a folder", parent.display())));
         }
