@@ -261,20 +261,31 @@ impl Line {
         let line = Line::fit(points);
         if points.len() >= 2 && line.fixed == 0.0 {
             let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
-            let min = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-            let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
-                (lo.min(p.0), hi.max(p.0))
-            });
-            let slope = if hi > lo {
-                (max - min) / (hi - lo)
+            // The line through the smallest and the largest archive, if it rises and stays
+            // positive at zero; otherwise the largest value, flat.
+            let first =
+                points.iter().copied().fold(
+                    (f64::INFINITY, 0.0),
+                    |m, p| {
+                        if p.0 < m.0 {
+                            p
+                        } else {
+                            m
+                        }
+                    },
+                );
+            let last = points
+                .iter()
+                .copied()
+                .fold((0.0, 0.0), |m, p| if p.0 > m.0 { p } else { m });
+            let slope = if last.0 > first.0 {
+                (last.1 - first.1) / (last.0 - first.0)
             } else {
                 0.0
             };
-            if slope > 0.0 && max - slope * hi >= 0.0 {
-                return Line {
-                    fixed: max - slope * hi,
-                    slope,
-                };
+            let fixed = last.1 - slope * last.0;
+            if slope > 0.0 && fixed >= 0.0 {
+                return Line { fixed, slope };
             }
             return Line {
                 fixed: max,
@@ -456,5 +467,73 @@ mod tests {
             (one.at(20.0) - 10.0).abs() < 1e-9,
             "proportional with one point"
         );
+    }
+
+    fn line(fixed: f64, slope: f64) -> Line {
+        Line { fixed, slope }
+    }
+
+    fn model(phase: Phase, memory_model: Memory) -> PhaseModel {
+        PhaseModel {
+            phase,
+            driver: Driver::of(phase),
+            // 100 s at full scale, 40 of them reading 4e10 bytes at the measured 1e9 B/s.
+            wall: line(0.0, 100.0 / 1e6),
+            cpu: line(0.0, 100.0 / 1e6),
+            read: line(0.0, 4e10 / 1e6),
+            anon: line(10e6, 2.0),
+            memory_model,
+            anon_max: 50e6,
+            anon_min: 10e6,
+            measured_disk_rate: 1e9,
+            sort_budget: 1e9,
+            parallel: 1.0,
+            full: (1e6, String::new()),
+            memory_full: (3e6, String::new()),
+        }
+    }
+
+    #[test]
+    fn projection_scales_computing_by_cores_and_reading_by_storage() {
+        let target = Target {
+            cores: 4.0,
+            disk_rate: 4e9,
+        };
+        // Walk (not sharded): 60 s of computing on 2 cores -> 30 s on 4; reading 4e10 bytes at
+        // 4e9 B/s is 10 s; the longer counts, and more nodes do not help.
+        let m = model(Phase::Walk, Memory::Constant);
+        assert!((m.seconds(&target, 2.0, 1.0) - 30.0).abs() < 1e-6);
+        assert!((m.seconds(&target, 2.0, 8.0) - 30.0).abs() < 1e-6);
+        // Labels (sharded by node range): divided among nodes.
+        let l = model(Phase::Labels, Memory::PerNode);
+        assert!((l.seconds(&target, 2.0, 3.0) - 10.0).abs() < 1e-6);
+        // Serial work does not scale with cores.
+        let serial = PhaseModel {
+            parallel: 0.0,
+            ..model(Phase::Walk, Memory::Constant)
+        };
+        assert!((serial.seconds(&target, 2.0, 1.0) - 60.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn memory_follows_each_phase_design() {
+        let sort = model(Phase::Plan, Memory::SortBudget);
+        assert!((sort.memory() - (10e6 + SORT_OVERHEAD * 1e9)).abs() < 1.0);
+        assert_eq!(model(Phase::Walk, Memory::Constant).memory(), 50e6);
+        let bits = model(Phase::Reach, Memory::PerNode).memory();
+        assert!((bits - (10e6 + full::NODES / 8.0)).abs() < 1.0);
+        // Per unit: the memory's own driver at full scale, not the time's.
+        let per = model(Phase::Content, Memory::PerUnit(Driver::Blobs)).memory();
+        assert!((per - (10e6 + 2.0 * 3e6)).abs() < 1.0);
+    }
+
+    #[test]
+    fn memory_fits_never_scale_a_fixed_part_up() {
+        // Noise (the smaller archive allocated more) gives the largest value, flat.
+        let l = Line::fit_memory(&[(1e6, 80e6), (1e7, 75e6)]);
+        assert_eq!((l.fixed, l.slope), (80e6, 0.0));
+        // Growth with a fixed part keeps both.
+        let g = Line::fit_memory(&[(1e6, 12e6), (2e6, 14e6), (4e6, 18e6)]);
+        assert!((g.slope - 2.0).abs() < 1e-9 && (g.fixed - 10e6).abs() < 1.0);
     }
 }
