@@ -69,27 +69,39 @@ fn pairs_schema() -> SchemaRef {
     ]))
 }
 
-/// Writes `pairs.parquet` batch by batch.
-pub struct PairsWriter {
+/// A Parquet file written from records, a batch of 65,536 at a time: the writer of
+/// `pairs.parquet`, `components.parquet` and `rejects.parquet`, each with its schema and its
+/// records' columns.
+pub struct RecordWriter<T> {
     path: std::path::PathBuf,
     writer: table::Writer,
-    pending: Vec<Pair>,
+    schema: SchemaRef,
+    columns: fn(&[T]) -> Vec<ArrayRef>,
+    pending: Vec<T>,
+    /// Records written.
+    pub count: u64,
 }
 
-impl PairsWriter {
-    /// Creates `dir/pairs.parquet`.
-    pub fn create(dir: &Path) -> Result<Self, TableError> {
-        let path = dir.join(PAIRS);
+impl<T> RecordWriter<T> {
+    fn open(
+        path: &Path,
+        schema: SchemaRef,
+        columns: fn(&[T]) -> Vec<ArrayRef>,
+    ) -> Result<Self, TableError> {
         Ok(Self {
-            writer: table::Writer::create(&path, pairs_schema())?,
-            path,
+            writer: table::Writer::create(path, schema.clone())?,
+            path: path.to_owned(),
+            schema,
+            columns,
             pending: Vec::new(),
+            count: 0,
         })
     }
 
-    /// Appends a pair (ids must come in order).
-    pub fn push(&mut self, p: Pair) -> Result<(), TableError> {
-        self.pending.push(p);
+    /// Appends a record.
+    pub fn push(&mut self, record: T) -> Result<(), TableError> {
+        self.pending.push(record);
+        self.count += 1;
         if self.pending.len() >= 65_536 {
             self.flush()?;
         }
@@ -97,26 +109,38 @@ impl PairsWriter {
     }
 
     fn flush(&mut self) -> Result<(), TableError> {
-        let p = std::mem::take(&mut self.pending);
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(UInt32Array::from_iter_values(p.iter().map(|x| x.id))),
-            Arc::new(StringArray::from_iter_values(
-                p.iter().map(|x| x.slug.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                p.iter().map(|x| x.prefix.as_str()),
-            )),
-            Arc::new(UInt8Array::from_iter_values(p.iter().map(|x| x.depth))),
-        ];
-        let batch = RecordBatch::try_new(pairs_schema(), cols)
+        let records = std::mem::take(&mut self.pending);
+        let batch = RecordBatch::try_new(self.schema.clone(), (self.columns)(&records))
             .map_err(|e| TableError::arrow(&self.path, e))?;
         self.writer.write(&batch)
     }
 
-    /// Finishes the file.
-    pub fn finish(mut self) -> Result<(), TableError> {
+    /// Finishes the file; returns how many records it holds.
+    pub fn finish(mut self) -> Result<u64, TableError> {
         self.flush()?;
-        self.writer.close()
+        self.writer.close()?;
+        Ok(self.count)
+    }
+}
+
+/// Writes `pairs.parquet` (ids must come in order).
+pub type PairsWriter = RecordWriter<Pair>;
+
+impl PairsWriter {
+    /// Creates `dir/pairs.parquet`.
+    pub fn create(dir: &Path) -> Result<Self, TableError> {
+        Self::open(&dir.join(PAIRS), pairs_schema(), |p| {
+            vec![
+                Arc::new(UInt32Array::from_iter_values(p.iter().map(|x| x.id))),
+                Arc::new(StringArray::from_iter_values(
+                    p.iter().map(|x| x.slug.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    p.iter().map(|x| x.prefix.as_str()),
+                )),
+                Arc::new(UInt8Array::from_iter_values(p.iter().map(|x| x.depth))),
+            ]
+        })
     }
 }
 
@@ -246,14 +270,8 @@ impl FixedRecord for Prefix {
     }
 }
 
-/// Writes `components.parquet` from names in sorted order, batch by batch.
-pub struct ComponentsWriter {
-    path: std::path::PathBuf,
-    writer: table::Writer,
-    pending: Vec<String>,
-    /// Names written.
-    pub count: u64,
-}
+/// Writes `components.parquet` from names in sorted order.
+pub type ComponentsWriter = RecordWriter<String>;
 
 fn names_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]))
@@ -262,39 +280,11 @@ fn names_schema() -> SchemaRef {
 impl ComponentsWriter {
     /// Creates `path`.
     pub fn create(path: &Path) -> Result<Self, TableError> {
-        Ok(Self {
-            writer: table::Writer::create(path, names_schema())?,
-            path: path.to_owned(),
-            pending: Vec::new(),
-            count: 0,
+        Self::open(path, names_schema(), |names| {
+            vec![Arc::new(StringArray::from_iter_values(
+                names.iter().map(String::as_str),
+            )) as ArrayRef]
         })
-    }
-
-    /// Appends a name.
-    pub fn push(&mut self, name: String) -> Result<(), TableError> {
-        self.pending.push(name);
-        self.count += 1;
-        if self.pending.len() >= 65_536 {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), TableError> {
-        let names = std::mem::take(&mut self.pending);
-        let batch = RecordBatch::try_new(
-            names_schema(),
-            vec![Arc::new(StringArray::from(names)) as ArrayRef],
-        )
-        .map_err(|e| TableError::arrow(&self.path, e))?;
-        self.writer.write(&batch)
-    }
-
-    /// Finishes the file.
-    pub fn finish(mut self) -> Result<u64, TableError> {
-        self.flush()?;
-        self.writer.close()?;
-        Ok(self.count)
     }
 }
 
@@ -322,59 +312,24 @@ fn rejects_schema() -> SchemaRef {
     ]))
 }
 
-/// Writes `rejects.parquet` batch by batch.
-pub struct RejectsWriter {
-    path: std::path::PathBuf,
-    writer: table::Writer,
-    pending: Vec<Reject>,
-    /// Rejects written.
-    pub count: u64,
-}
+/// Writes `rejects.parquet`.
+pub type RejectsWriter = RecordWriter<Reject>;
 
 impl RejectsWriter {
     /// Creates `dir/rejects.parquet`.
     pub fn create(dir: &Path) -> Result<Self, TableError> {
-        let path = dir.join(REJECTS);
-        Ok(Self {
-            writer: table::Writer::create(&path, rejects_schema())?,
-            path,
-            pending: Vec::new(),
-            count: 0,
+        Self::open(&dir.join(REJECTS), rejects_schema(), |r| {
+            vec![
+                Arc::new(UInt64Array::from_iter_values(r.iter().map(|x| x.row_id))),
+                Arc::new(StringArray::from_iter_values(
+                    r.iter().map(|x| x.file.as_str()),
+                )),
+                Arc::new(UInt64Array::from_iter_values(r.iter().map(|x| x.row))),
+                Arc::new(StringArray::from_iter_values(
+                    r.iter().map(|x| x.reason.as_str()),
+                )),
+            ]
         })
-    }
-
-    /// Appends a reject.
-    pub fn push(&mut self, r: Reject) -> Result<(), TableError> {
-        self.pending.push(r);
-        self.count += 1;
-        if self.pending.len() >= 65_536 {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), TableError> {
-        let r = std::mem::take(&mut self.pending);
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(UInt64Array::from_iter_values(r.iter().map(|x| x.row_id))),
-            Arc::new(StringArray::from_iter_values(
-                r.iter().map(|x| x.file.as_str()),
-            )),
-            Arc::new(UInt64Array::from_iter_values(r.iter().map(|x| x.row))),
-            Arc::new(StringArray::from_iter_values(
-                r.iter().map(|x| x.reason.as_str()),
-            )),
-        ];
-        let batch = RecordBatch::try_new(rejects_schema(), cols)
-            .map_err(|e| TableError::arrow(&self.path, e))?;
-        self.writer.write(&batch)
-    }
-
-    /// Finishes the file.
-    pub fn finish(mut self) -> Result<u64, TableError> {
-        self.flush()?;
-        self.writer.close()?;
-        Ok(self.count)
     }
 }
 
