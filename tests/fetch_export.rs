@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::unearth_with as run_cli;
 use common::*;
 use unearth::archive;
 use unearth_loopback::{FaultCounts, FaultPlan, S3Server};
@@ -107,15 +108,6 @@ fn write_config(demo: &Path, extra: &str) -> PathBuf {
     let path = demo.join("test.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn run_cli(args: &[&str], config: &Path) -> std::process::Output {
-    unearth()
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap()
 }
 
 #[test]

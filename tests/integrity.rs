@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, StringArray};
+use common::unearth_with as run;
 use common::*;
 use unearth::archive;
 
@@ -25,15 +26,6 @@ fn demo_config(tmp: &Path, name: &str, extra: &str) -> PathBuf {
     };
     std::fs::write(&cfg, text + extra).unwrap();
     cfg
-}
-
-fn run(args: &[&str], config: &Path) -> std::process::Output {
-    unearth()
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap()
 }
 
 fn stderr(o: &std::process::Output) -> String {

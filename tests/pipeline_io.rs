@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, LargeStringArray, StringArray};
+use common::unearth_with as unearth_run;
 use common::*;
 use unearth::archive;
 
@@ -28,15 +29,6 @@ fn config(dir: &Path, graph: &Path, metadata: &Path) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-fn unearth_run(args: &[&str], config: &Path) -> std::process::Output {
-    unearth()
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap()
 }
 
 fn last_line(o: &std::process::Output) -> String {

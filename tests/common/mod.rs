@@ -178,14 +178,19 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Runs `unearth ARGS --config CONFIG` and checks that it succeeded.
-pub fn unearth_ok(args: &[&str], config: &Path) -> std::process::Output {
-    let o = unearth()
+/// Runs `unearth ARGS --config CONFIG`, whatever its outcome.
+pub fn unearth_with(args: &[&str], config: &Path) -> std::process::Output {
+    unearth()
         .args(args)
         .arg("--config")
         .arg(config)
         .output()
-        .expect("unearth runs");
+        .expect("unearth runs")
+}
+
+/// Runs `unearth ARGS --config CONFIG` and checks that it succeeded.
+pub fn unearth_ok(args: &[&str], config: &Path) -> std::process::Output {
+    let o = unearth_with(args, config);
     assert!(
         o.status.success(),
         "unearth {args:?}: {}",
