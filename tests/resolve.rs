@@ -116,6 +116,27 @@ fn run(config: &Path) -> Vec<unearth::pipeline::PhaseOutcome> {
 }
 
 /// `git rev-parse commit:path`, or None.
+/// Builds an archive at `dir` from `(origin URL, repository, visit time)`, one visit each.
+fn build_archive(dir: &Path, repos: &[(&str, &Path, Option<&str>)], rows_per_file: u64) {
+    let repos = repos
+        .iter()
+        .map(|(url, p, time)| {
+            let at = time.map(|t| format!("@{t}")).unwrap_or_default();
+            RepoSpec::parse(&format!("{url}={}{at}", p.display())).unwrap()
+        })
+        .collect();
+    archive::build(
+        dir,
+        &BuildOptions {
+            repos,
+            max_content_size: 1 << 20,
+            rows_per_file,
+        },
+        "",
+    )
+    .unwrap();
+}
+
 fn rev_parse(repo: &Path, spec: &str) -> Option<String> {
     let out = std::process::Command::new("git")
         .arg("-C")
@@ -319,26 +340,18 @@ fn git_built_archive_resolves_like_git() {
     git(&new, &["add", "-A"]);
     git(&new, &["commit", "-q", "-m", "new"]);
 
-    let spec = |url: &str, p: &Path, time: &str| {
-        RepoSpec::parse(&format!("{url}={}@{time}", p.display())).unwrap()
-    };
     let archive_dir = t.join("archive");
-    archive::build(
+    build_archive(
         &archive_dir,
-        &BuildOptions {
-            repos: vec![
-                spec("https://github.com/t/collide", &collide, "2022-01-01"),
-                spec("https://github.com/u/fork", &fork, "2022-02-01"),
-                spec("https://github.com/t/rich", &rich, "2022-03-01"),
-                spec("https://github.com/t/reused", &old, "2015-01-01"),
-                spec("https://github.com/t/reused", &new, "2023-01-01"),
-            ],
-            max_content_size: 1 << 20,
-            rows_per_file: 1000,
-        },
-        "",
-    )
-    .unwrap();
+        &[
+            ("https://github.com/t/collide", &collide, Some("2022-01-01")),
+            ("https://github.com/u/fork", &fork, Some("2022-02-01")),
+            ("https://github.com/t/rich", &rich, Some("2022-03-01")),
+            ("https://github.com/t/reused", &old, Some("2015-01-01")),
+            ("https://github.com/t/reused", &new, Some("2023-01-01")),
+        ],
+        1000,
+    );
 
     let deep = &history[history.len() / 2];
     let rows: Vec<(&str, String, String)> = vec![
@@ -611,20 +624,14 @@ fn deep_history_resolves_like_git_beyond_the_search_budget() {
     let other = t.join("other");
     let other_commits = fast_import_history(&other, 3, 1);
     let archive_dir = t.join("archive");
-    let spec = |url: &str, p: &Path| RepoSpec::parse(&format!("{url}={}", p.display())).unwrap();
-    archive::build(
+    build_archive(
         &archive_dir,
-        &BuildOptions {
-            repos: vec![
-                spec("https://github.com/t/deep", &deep),
-                spec("https://github.com/t/other", &other),
-            ],
-            max_content_size: 1 << 20,
-            rows_per_file: 100_000,
-        },
-        "",
-    )
-    .unwrap();
+        &[
+            ("https://github.com/t/deep", &deep, None),
+            ("https://github.com/t/other", &other, None),
+        ],
+        100_000,
+    );
 
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for i in [0, 1, 2, 399, 400, 401, 777, 1000, 1200, 1500, 1998, 1999] {
@@ -721,33 +728,29 @@ fn slugs_in_other_spellings_find_their_origins() {
     init_repo(&dotgit);
     let dg = one_commit(&dotgit, "x.txt", None);
 
-    let spec = |url: &str, p: &Path, time: &str| {
-        RepoSpec::parse(&format!("{url}={}@{time}", p.display())).unwrap()
-    };
     let archive_dir = t.join("archive");
-    archive::build(
+    build_archive(
         &archive_dir,
-        &BuildOptions {
-            repos: vec![
-                spec("https://github.com/psf/requests", &requests, "2022-01-01"),
-                spec(
-                    "https://github.com/SoftwareHeritage/SWH-Graph",
-                    &old,
-                    "2020-01-01",
-                ),
-                spec(
-                    "https://github.com/softwareheritage/swh-graph",
-                    &new,
-                    "2024-01-01",
-                ),
-                spec("https://github.com/x/y.git", &dotgit, "2022-01-01"),
-            ],
-            max_content_size: 1 << 20,
-            rows_per_file: 1000,
-        },
-        "",
-    )
-    .unwrap();
+        &[
+            (
+                "https://github.com/psf/requests",
+                &requests,
+                Some("2022-01-01"),
+            ),
+            (
+                "https://github.com/SoftwareHeritage/SWH-Graph",
+                &old,
+                Some("2020-01-01"),
+            ),
+            (
+                "https://github.com/softwareheritage/swh-graph",
+                &new,
+                Some("2024-01-01"),
+            ),
+            ("https://github.com/x/y.git", &dotgit, Some("2022-01-01")),
+        ],
+        1000,
+    );
     let rows = [
         (
             "psf/requests.git",
