@@ -9,6 +9,7 @@
 //! [options]
 //! threads = 0                            # 0: all cores
 //! origin_search_budget = 256             # backward-search nodes per pair before a forward pass
+//! strategy = "levels"                    # or "single-pass": how the label pass finds directories
 //! url_templates = ["https://github.com/{slug}"]
 //!
 //! [fetch]
@@ -85,6 +86,31 @@ pub struct Options {
     /// Fraction of the labels file above which the label pass reads the whole file
     /// sequentially instead of ranges.
     pub label_dense_fraction: f64,
+    /// How paths are resolved to directory entries: `levels` (one sweep per path depth over
+    /// the directories the paths enter) or `single-pass` (one sweep over every directory
+    /// reachable from the member revisions). Both give the same output.
+    pub strategy: Strategy,
+}
+
+/// How the label pass finds the directories it decodes (see [`crate::phases::levels`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Level-synchronous: at depth d, only the directories the requested paths enter.
+    #[default]
+    Levels,
+    /// The reachable set's directories, all depths, in one pass.
+    SinglePass,
+}
+
+impl Strategy {
+    /// The name used in configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Levels => "levels",
+            Strategy::SinglePass => "single-pass",
+        }
+    }
 }
 
 impl Default for Options {
@@ -96,6 +122,7 @@ impl Default for Options {
             sort_memory_mb: 1024,
             label_merge_gap: 64 << 10,
             label_dense_fraction: 0.5,
+            strategy: Strategy::default(),
         }
     }
 }
@@ -440,6 +467,16 @@ impl Config {
         at_least_one("shards.scan", s.scan as u64)?;
         at_most("shards.scan", s.scan as u64, 1_000_000)?;
         at_least_one("shards.labels", s.labels as u64)?;
+        if s.labels > 1 && o.strategy == Strategy::Levels {
+            return fail(
+                "shards.labels",
+                format!(
+                    "strategy \"levels\" runs as one job (each level needs the one before it); \
+                     got {} shards: set shards.labels = 1 or strategy = \"single-pass\"",
+                    s.labels
+                ),
+            );
+        }
         at_most("shards.labels", s.labels as u64, 1_000_000)?;
         at_least_one("shards.content", s.content as u64)?;
         at_most("shards.content", s.content as u64, 1_000_000)?;

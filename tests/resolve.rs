@@ -110,9 +110,13 @@ fn write_config(dir: &Path, graph: &Path, metadata: &Path, extra: &str) -> PathB
     path
 }
 
+/// Runs every phase of `config`, then checks that the other label strategy resolves every
+/// row the same.
 fn run(config: &Path) -> Vec<unearth::pipeline::PhaseOutcome> {
-    let p = Pipeline::open(Config::load(config).unwrap()).unwrap();
-    p.run_all().unwrap()
+    let cfg = Config::load(config).unwrap();
+    let outcomes = Pipeline::open(cfg.clone()).unwrap().run_all().unwrap();
+    strategies_agree(&cfg);
+    outcomes
 }
 
 /// `git rev-parse commit:path`, or None.

@@ -91,6 +91,11 @@ fn synthetic_rows_resolve_to_the_generators_answers() {
     // Every row's answer equals the generator's.
     let cfg = dir.join("unearth.toml");
     unearth_ok(&["run"], &cfg);
+    // The other label strategy resolves every row the same; levels decode fewer directories.
+    let [levels, single] = strategies_agree(&unearth::config::Config::load(&cfg).unwrap());
+    let dirs = |c: &serde_json::Value| c["directories"].as_u64().unwrap();
+    assert!(levels["levels"].as_u64().unwrap() > 1, "{levels}");
+    assert!(dirs(&levels) < dirs(&single), "{levels} vs {single}");
     let resolved = parquet_files(&dir.join("work/walk"));
     let answers = [dir.join("expected/answers.parquet")];
     assert_eq!(

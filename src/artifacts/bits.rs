@@ -81,6 +81,17 @@ impl Bits {
         })
     }
 
+    /// A window over `nodes` of the bits in `words` (bit i of the vector is node i).
+    pub fn from_words(words: Vec<u64>, nodes: std::ops::Range<usize>) -> Self {
+        let first_word = nodes.start / 64;
+        let end_word = nodes.end.div_ceil(64).min(words.len()).max(first_word);
+        Self {
+            nodes,
+            first_word,
+            words: words.get(first_word..end_word).unwrap_or_default().to_vec(),
+        }
+    }
+
     /// Indices of the set bits in the window's node range, in increasing order.
     pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
         let first = self.first_word;

@@ -83,6 +83,101 @@ where
     Ok(arcs)
 }
 
+/// The first bits at `pos` of a big-endian bitstream, left-aligned: at least 57 are valid.
+/// `bytes` must extend 8 bytes past `pos / 8`.
+#[inline(always)]
+fn peek(bytes: &[u8], pos: u64) -> u64 {
+    let i = (pos >> 3) as usize;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[i..i + 8]);
+    u64::from_be_bytes(w) << (pos & 7)
+}
+
+/// `n` bits (1 to 64) at `pos`.
+#[inline(always)]
+fn bits_at(bytes: &[u8], pos: u64, n: usize) -> u64 {
+    if n <= 57 {
+        peek(bytes, pos) >> (64 - n)
+    } else {
+        (bits_at(bytes, pos, 32) << (n - 32)) | bits_at(bytes, pos + 32, n - 32)
+    }
+}
+
+/// Decodes the labels of `node`, bits `start..end` of `bytes` (the labels file, or a window
+/// of it, as big-endian bits; `bytes` must extend 8 bytes past `end / 8`), without its
+/// successors: arcs are numbered in order, and `visit(arc, label)` is called for each label.
+/// The arcs are counted by decoding up to `end` (an arc without labels still takes its one-bit
+/// γ(0)), so the forward graph is needed only for the arcs a caller keeps.
+///
+/// This is the label pass's decoder: a γ code is read with one unaligned 64-bit load and a
+/// leading-zero count, a label with one load and a shift; nothing is allocated. It gives what
+/// [`decode_node`] gives (a test compares them on every node of real graphs), and, like it,
+/// refuses a count that runs past the node. Returns the number of arcs.
+#[inline]
+pub fn decode_labels(
+    bytes: &[u8],
+    node: usize,
+    start: u64,
+    end: u64,
+    width: usize,
+    mut visit: impl FnMut(u64, u64),
+) -> Result<u64, DecodeError> {
+    let overrun = || DecodeError::Overrun {
+        node,
+        bits: end.saturating_sub(start),
+    };
+    if start > end || (end >> 3) as usize + 8 > bytes.len() || !(1..=64).contains(&width) {
+        return Err(DecodeError::Read {
+            node,
+            reason: format!(
+                "bits {start}..{end} (width {width}) lie outside the {} bytes read",
+                bytes.len()
+            ),
+        });
+    }
+    let width64 = width as u64;
+    let mut pos = start;
+    let mut arcs = 0u64;
+    while pos < end {
+        let w = peek(bytes, pos);
+        let zeros = u64::from(w.leading_zeros());
+        let count = if zeros < 28 {
+            // z zeros, a one, z bits: the value plus one, in 2z+1 bits.
+            pos += 2 * zeros + 1;
+            (w >> (63 - 2 * zeros)) - 1
+        } else {
+            // A long code (or zeros to the end): count zeros word by word, then read.
+            let mut z = 0u64;
+            loop {
+                if pos + z >= end {
+                    return Err(overrun());
+                }
+                let lz = u64::from(peek(bytes, pos + z).leading_zeros()).min(56);
+                z += lz;
+                if lz < 56 {
+                    break;
+                }
+            }
+            if z > 63 || pos + 2 * z + 1 > end {
+                return Err(overrun());
+            }
+            let v = bits_at(bytes, pos + z, z as usize + 1);
+            pos += 2 * z + 1;
+            v - 1
+        };
+        let payload = count.checked_mul(width64).ok_or_else(overrun)?;
+        if pos > end || payload > end - pos {
+            return Err(overrun());
+        }
+        for _ in 0..count {
+            visit(arcs, bits_at(bytes, pos, width));
+            pos += width64;
+        }
+        arcs += 1;
+    }
+    Ok(arcs)
+}
+
 /// The label width declared in `<base>-labelled.properties`.
 pub fn label_width(base: &Path) -> Result<usize, GraphError> {
     let path = suffixed(base, "-labelled.properties");
@@ -192,15 +287,34 @@ impl LabelFile {
         self.graph.successors(node)
     }
 
-    /// Reads `len` bytes at `offset` into `buf` as native-order words (as webgraph maps the
-    /// file), zero-padded to a whole word plus one.
-    pub fn read_words(&self, offset: u64, len: usize, buf: &mut Vec<u32>) -> std::io::Result<()> {
+    /// Number of successors of `node` in the forward graph.
+    pub fn outdegree(&self, node: usize) -> usize {
+        self.graph.outdegree(node)
+    }
+
+    /// Asks the kernel to start reading `len` bytes at `offset` in the background
+    /// (`POSIX_FADV_WILLNEED`), so that scattered reads that follow find them cached and the
+    /// disk sees many requests at once instead of one at a time. Only a hint: errors are
+    /// ignored.
+    pub fn will_need(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a file descriptor this struct owns.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                offset as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
+    }
+
+    /// Reads `len` bytes at `offset` into `buf`, followed by 16 zero bytes (the decoder's
+    /// loads run up to 8 bytes past the last bit).
+    pub fn read_bytes(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
         buf.clear();
-        buf.resize(len.div_ceil(4) + 4, 0);
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf[..]);
-        self.file.read_exact_at(&mut bytes[..len], offset)?;
-        bytes[len..].fill(0);
-        Ok(())
+        buf.resize(len + 16, 0);
+        self.file.read_exact_at(&mut buf[..len], offset)
     }
 }
 

@@ -20,13 +20,13 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use dsi_bitstream::prelude::*;
+use rayon::prelude::*;
 
 use crate::artifacts::bits::{Bits, DIRS};
 use crate::artifacts::entries::{Entry, ENTRIES};
 use crate::artifacts::flat::FlatWriter;
-use crate::config::Config;
-use crate::graph::labels::{decode_node, LabelFile};
+use crate::config::{Config, Strategy};
+use crate::graph::labels::{decode_labels, DecodeError, LabelFile};
 use crate::graph::GraphError;
 use crate::model::{Counts, Phase, Shard};
 
@@ -35,6 +35,13 @@ use super::{Context, Inputs, PhaseError};
 
 /// Largest batch read at once, unless a single directory is larger.
 pub const BATCH_BYTES: u64 = 64 << 20;
+
+/// Bytes of batches read before they are decoded together (small reads are grouped so
+/// that each parallel step has enough work).
+pub const GROUP_BYTES: u64 = 4 << 20;
+
+/// How far ahead of the read position scattered ranges are announced to the kernel.
+pub const PREFETCH_BYTES: u64 = 32 << 20;
 
 /// Counts of the label pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -58,6 +65,10 @@ pub struct LabelCounts {
     pub chunks: u64,
     /// Chunks reused from an interrupted run.
     pub chunks_reused: u64,
+    /// Levels (strategy `levels`): path depths swept.
+    pub levels: u64,
+    /// Items (strategy `levels`): distinct (directory, remaining path) pairs followed.
+    pub items: u64,
 }
 
 impl Counts for LabelCounts {
@@ -71,6 +82,8 @@ impl Counts for LabelCounts {
         self.pass_micros += o.pass_micros;
         self.chunks += o.chunks;
         self.chunks_reused += o.chunks_reused;
+        self.levels += o.levels;
+        self.items += o.items;
     }
 }
 
@@ -92,6 +105,11 @@ impl Wanted {
                 })
                 .collect(),
         ))
+    }
+
+    /// A bit-vector with bit i of `words` set for the requested name id i.
+    pub fn from_words(words: Vec<u64>) -> Self {
+        Self(words)
     }
 
     /// Whether label name `id` was requested.
@@ -128,11 +146,101 @@ fn for_each_batch<E>(
     Ok(())
 }
 
-/// Runs the pass over the reachable directories in `nodes` (a shard or a chunk of one),
-/// writing the entries whose name is wanted into `out`.
+/// A batch read from the labels file: its bytes (from `first_byte`) and its directories.
+struct Batch {
+    first_byte: u64,
+    bytes: Vec<u8>,
+    nodes: Vec<(usize, u64, u64)>,
+}
+
+/// Decodes one directory of a batch, appending its kept entries (sorted by name) to `out`.
+/// Successors are decoded only when an entry is kept: the arcs are counted from the labels
+/// alone, and then checked against the forward graph's outdegree.
+fn decode_dir(
+    labels: &LabelFile,
+    batch: &Batch,
+    (node, start, end): (usize, u64, u64),
+    wanted: &Wanted,
+    kept: &mut Vec<(u64, u64)>,
+    out: &mut Vec<Entry>,
+) -> Result<u64, DecodeError> {
+    let base = batch.first_byte * 8;
+    kept.clear();
+    let arcs = decode_labels(
+        &batch.bytes,
+        node,
+        start - base,
+        end - base,
+        labels.width(),
+        |arc, v| {
+            if wanted.contains(v >> 3) {
+                kept.push((arc, v));
+            }
+        },
+    )?;
+    if kept.is_empty() {
+        return Ok(arcs);
+    }
+    let degree = labels.outdegree(node) as u64;
+    if degree != arcs {
+        return Err(DecodeError::Read {
+            node,
+            reason: format!("{arcs} arcs in its labels but {degree} successors in the graph"),
+        });
+    }
+    let from = out.len();
+    let mut next = kept.iter().peekable();
+    for (arc, succ) in labels.successors(node).enumerate() {
+        while let Some(&&(_, v)) = next.peek().filter(|(a, _)| *a == arc as u64) {
+            out.push(Entry {
+                dir: node as u64,
+                name_id: v >> 3,
+                perm: (v & 7) as u8,
+                target: succ as u64,
+            });
+            next.next();
+        }
+        if next.peek().is_none() {
+            break;
+        }
+    }
+    // Within a directory, entries are sorted by name for the walk's search.
+    out[from..].sort_unstable();
+    Ok(arcs)
+}
+
+/// Decodes a batch on all threads; returns its entries in node order and its arc count.
+fn decode_batch(
+    labels: &LabelFile,
+    batch: &Batch,
+    wanted: &Wanted,
+) -> Result<(Vec<Entry>, u64), DecodeError> {
+    let piece = batch
+        .nodes
+        .len()
+        .div_ceil(4 * rayon::current_num_threads())
+        .max(64);
+    let parts: Vec<(Vec<Entry>, u64)> = batch
+        .nodes
+        .par_chunks(piece)
+        .map(|nodes| {
+            let (mut out, mut kept, mut arcs) = (Vec::new(), Vec::new(), 0);
+            for &n in nodes {
+                arcs += decode_dir(labels, batch, n, wanted, &mut kept, &mut out)?;
+            }
+            Ok((out, arcs))
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    let arcs = parts.iter().map(|p| p.1).sum();
+    Ok((parts.into_iter().flat_map(|p| p.0).collect(), arcs))
+}
+
+/// Runs the pass over the directories set in `dirs` within `nodes` (a shard or a chunk of
+/// one), writing the entries whose name is wanted into `out`. Each batch is decoded on all
+/// threads while the next one is read.
 pub fn pass(
     labels: &LabelFile,
-    reachable: &Bits,
+    dirs: &Bits,
     nodes: Range<usize>,
     wanted: &Wanted,
     options: (u64, f64),
@@ -141,10 +249,9 @@ pub fn pass(
     let (merge_gap, dense_fraction) = options;
     let started = std::time::Instant::now();
     let bad = |reason: String| PhaseError::Graph(GraphError::damaged(labels.path(), reason));
-    // The reachable directories' bit ranges, in id order (computed twice rather than held).
+    // The directories' bit ranges, in id order (computed twice rather than held).
     let ranges = || {
-        reachable
-            .ones()
+        dirs.ones()
             .skip_while(move |n| *n < nodes.start)
             .take_while(move |n| *n < nodes.end && *n < labels.nodes())
             .map(|n| {
@@ -153,7 +260,7 @@ pub fn pass(
             })
     };
     let mut to_read = 0u64;
-    let mut dirs = 0u64;
+    let mut count = 0u64;
     for_each_batch(ranges(), merge_gap, |b| -> Result<(), PhaseError> {
         if let Some(&(n, s, e)) = b
             .iter()
@@ -163,7 +270,7 @@ pub fn pass(
                 "node {n}: offsets {s}..{e} lie outside the labels file"
             )));
         }
-        dirs += b.len() as u64;
+        count += b.len() as u64;
         to_read += b[b.len() - 1].2.div_ceil(8) - b[0].1 / 8;
         Ok(())
     })?;
@@ -176,64 +283,117 @@ pub fn pass(
     let mut pl = dsi_progress_logger::progress_logger!(
         item_name = "directory",
         display_memory = true,
-        expected_updates = Some(dirs as usize)
+        expected_updates = Some(count as usize)
     );
     use dsi_progress_logger::ProgressLog;
-    pl.start("Decoding labels of reachable directories");
-    let mut buf: Vec<u32> = Vec::new();
-    let mut kept: Vec<Entry> = Vec::new();
-    let width = labels.width();
-    for_each_batch(ranges(), gap, |batch| -> Result<(), PhaseError> {
-        let first_byte = (batch[0].1 / 8) & !3;
-        let last_byte = batch[batch.len() - 1].2.div_ceil(8).min(labels.len());
+    pl.start("Decoding labels of the directories the paths need");
+    let read = |nodes: &[(usize, u64, u64)], mut bytes: Vec<u8>| -> Result<Batch, PhaseError> {
+        let first_byte = nodes[0].1 / 8;
+        let last_byte = nodes[nodes.len() - 1].2.div_ceil(8).min(labels.len());
         let len = (last_byte - first_byte) as usize;
         labels
-            .read_words(first_byte, len, &mut buf)
+            .read_bytes(first_byte, len, &mut bytes)
             .map_err(|e| bad(format!("reading {len} bytes at {first_byte}: {e}")))?;
-        counts.bytes_read += len as u64;
-        counts.batches += 1;
-        let mut reader = BufBitReader::<BE, _>::new(MemWordReader::new(&buf[..]));
-        for &(node, start, end) in batch {
-            reader
-                .set_bit_pos(start - first_byte * 8)
-                .map_err(|e| bad(format!("node {node}: {e:?}")))?;
-            kept.clear();
-            counts.arcs += decode_node(
-                &mut reader,
-                node,
-                end - start,
-                labels.successors(node),
-                width,
-                |succ, v| {
-                    let name_id = v >> 3;
-                    if wanted.contains(name_id) {
-                        kept.push(Entry {
-                            dir: node as u64,
-                            name_id,
-                            perm: (v & 7) as u8,
-                            target: succ as u64,
-                        });
-                    }
-                },
-            )
-            .map_err(|e| bad(e.to_string()))?;
-            let at = reader.bit_pos().map_err(|e| bad(format!("{e:?}")))? + first_byte * 8;
-            if at != end {
-                return Err(bad(format!(
-                    "node {node}: labels end at bit {at} instead of {end}"
-                )));
-            }
-            // Directories come in id order; within one, by name for the walk's search.
-            kept.sort_unstable();
-            for e in &kept {
+        Ok(Batch {
+            first_byte,
+            bytes,
+            nodes: nodes.to_vec(),
+        })
+    };
+    // Buffers are reused: a fresh 64 MiB buffer per batch costs a page fault per page.
+    let read_group = |group: &[Vec<(usize, u64, u64)>],
+                      spare: &mut Vec<Vec<u8>>|
+     -> Result<Vec<Batch>, PhaseError> {
+        group
+            .iter()
+            .map(|nodes| read(nodes, spare.pop().unwrap_or_default()))
+            .collect()
+    };
+    let decode_group = |group: &[Batch]| -> Vec<Result<(Vec<Entry>, u64), DecodeError>> {
+        group
+            .par_iter()
+            .map(|b| decode_batch(labels, b, wanted))
+            .collect()
+    };
+    let mut write = |group: Vec<Batch>,
+                     decoded: Vec<Result<(Vec<Entry>, u64), DecodeError>>,
+                     spare: &mut Vec<Vec<u8>>| {
+        for (batch, d) in group.into_iter().zip(decoded) {
+            let (entries, arcs) = d.map_err(|e| bad(e.to_string()))?;
+            for e in &entries {
                 out.push(e)?;
             }
-            counts.kept += kept.len() as u64;
-            counts.directories += 1;
-            pl.light_update();
+            counts.arcs += arcs;
+            counts.kept += entries.len() as u64;
+            counts.directories += batch.nodes.len() as u64;
+            counts.bytes_read += (batch.bytes.len() - 16) as u64;
+            counts.batches += 1;
+            pl.update_with_count(batch.nodes.len());
+            spare.push(batch.bytes);
+        }
+        Ok::<(), PhaseError>(())
+    };
+    // Scattered reads: the ranges up to PREFETCH_BYTES ahead are announced to the kernel,
+    // page-aligned and coalesced, so the disk serves them concurrently.
+    let mut ahead = ranges().peekable();
+    let mut announced = 0u64;
+    let mut prefetch = |upto: u64| {
+        if dense {
+            return;
+        }
+        let mut run: Option<(u64, u64)> = None;
+        while let Some(&(_, s, e)) = ahead.peek() {
+            let (lo, hi) = ((s / 8) & !4095, e.div_ceil(8).next_multiple_of(4096));
+            if lo > upto.saturating_add(PREFETCH_BYTES) {
+                break;
+            }
+            ahead.next();
+            let lo = lo.max(announced);
+            if hi <= lo {
+                continue;
+            }
+            announced = hi;
+            run = match run {
+                Some((a, b)) if lo <= b + 4096 => Some((a, hi.max(b))),
+                Some((a, b)) => {
+                    labels.will_need(a, b - a);
+                    Some((lo, hi))
+                }
+                None => Some((lo, hi)),
+            };
+        }
+        if let Some((a, b)) = run {
+            labels.will_need(a, b - a);
+        }
+    };
+    // Batches are read in groups of GROUP_BYTES (many small reads, or one large), and one
+    // group is decoded on all threads while the next is read.
+    let mut pending: Vec<Batch> = Vec::new();
+    let mut group: Vec<Vec<(usize, u64, u64)>> = Vec::new();
+    let mut group_bytes = 0u64;
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut flush = |group: &mut Vec<Vec<(usize, u64, u64)>>| -> Result<(), PhaseError> {
+        let mut fresh = std::mem::take(&mut spare);
+        let (next, decoded) =
+            rayon::join(|| read_group(group, &mut fresh), || decode_group(&pending));
+        spare = fresh;
+        write(std::mem::take(&mut pending), decoded, &mut spare)?;
+        pending = next?;
+        group.clear();
+        Ok(())
+    };
+    for_each_batch(ranges(), gap, |nodes| -> Result<(), PhaseError> {
+        prefetch(nodes[0].1 / 8);
+        group_bytes += nodes[nodes.len() - 1].2.div_ceil(8) - nodes[0].1 / 8;
+        group.push(nodes.to_vec());
+        if group_bytes >= GROUP_BYTES {
+            flush(&mut group)?;
+            group_bytes = 0;
         }
         Ok(())
     })?;
+    flush(&mut group)?;
+    flush(&mut group)?;
     pl.done();
     counts.pass_micros = started.elapsed().as_micros() as u64;
     Ok(counts)
@@ -276,6 +436,33 @@ pub fn run(ctx: &Context, input: Input) -> Result<LabelCounts, PhaseError> {
     Ok(counts)
 }
 
+/// The levels strategy ([`super::levels`]) over the whole graph, into `ctx.out`.
+fn run_levels(ctx: &Context) -> Result<LabelCounts, PhaseError> {
+    let plan = ctx.upstream(Phase::Plan);
+    let names = ctx.upstream(Phase::Names);
+    let input = super::levels::Input {
+        files: crate::artifacts::plan::read_inputs(&plan)?,
+        pairs: crate::artifacts::plan::PairLookup::open(&plan)?,
+        matches: crate::artifacts::matches::Matches::open(&ctx.upstream(Phase::Match))?,
+        names: crate::artifacts::entries::Names::open(&names)?,
+        wanted: Wanted::read(&names)?,
+        maps: crate::graph::NodeMaps::open(ctx.graph())?,
+    };
+    let opts = &ctx.config.options;
+    let labels = LabelFile::open(ctx.graph())?;
+    let scratch = ctx.scratch.join("levels");
+    let counts = super::levels::run(
+        &input,
+        &labels,
+        ctx.out,
+        &scratch,
+        opts.sort_memory_mb << 20,
+        (opts.label_merge_gap, opts.label_dense_fraction),
+    )?;
+    std::fs::remove_dir_all(&scratch).map_err(|e| PhaseError::io(&scratch, e))?;
+    Ok(counts)
+}
+
 /// The label pass as the pipeline drives it.
 pub struct Step;
 
@@ -283,12 +470,19 @@ impl super::Step for Step {
     const PHASE: Phase = Phase::Labels;
     type Counts = LabelCounts;
 
-    /// Its options (merge gap, dense fraction) change how the file is read, not what is kept.
-    fn inputs(_config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
-        Ok(Inputs::new())
+    /// Its options (merge gap, dense fraction) change how the file is read, not what is
+    /// kept; the strategy changes which directories are kept.
+    fn inputs(config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
+        Ok(Inputs::from([(
+            "strategy".to_string(),
+            config.options.strategy.name().to_string(),
+        )]))
     }
 
     fn run(ctx: &Context) -> Result<LabelCounts, PhaseError> {
+        if ctx.config.options.strategy == Strategy::Levels {
+            return run_levels(ctx);
+        }
         let nodes = ctx.shard.range(crate::graph::num_nodes(ctx.graph())?);
         let bits_path = ctx.upstream(Phase::Reach).join(DIRS);
         let reachable = Bits::read_range(&bits_path, nodes.clone())

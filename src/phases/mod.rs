@@ -12,6 +12,7 @@ pub mod export;
 pub mod fetch;
 pub mod labels;
 pub mod language;
+pub mod levels;
 pub mod matching;
 pub mod membership;
 pub mod names;

@@ -170,11 +170,21 @@ impl super::Step for Step {
     const PHASE: Phase = Phase::Reach;
     type Counts = ReachCounts;
 
-    fn inputs(_config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
-        Ok(Inputs::new())
+    /// Under the `levels` strategy the label pass needs no reachable set: the phase writes
+    /// an empty one.
+    fn inputs(config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
+        Ok(Inputs::from([(
+            "strategy".to_string(),
+            config.options.strategy.name().to_string(),
+        )]))
     }
 
     fn run(ctx: &Context) -> Result<ReachCounts, PhaseError> {
+        if ctx.config.options.strategy == crate::config::Strategy::Levels {
+            let path = ctx.out.join(DIRS);
+            bits::write(&path, &[]).map_err(|e| PhaseError::io(&path, e))?;
+            return Ok(ReachCounts::default());
+        }
         let matches = Matches::open(&ctx.upstream(Phase::Match))?;
         let graph = crate::graph::open_forward(ctx.graph())?;
         let maps = NodeMaps::open(ctx.graph())?;

@@ -248,12 +248,11 @@ fn resolve_row(
     })
 }
 
-/// Resolves the rows of one input batch, in parallel.
-fn resolve_batch(
-    input: &Input,
+/// The `repo`, `commit_id` and `rel_path` columns of a batch of `file`.
+pub(crate) fn row_columns<'b>(
     file: &Path,
-    batch: &RecordBatch,
-) -> Result<Vec<Answer>, PhaseError> {
+    batch: &'b RecordBatch,
+) -> Result<RowColumns<'b>, PhaseError> {
     let col = |name: &str| {
         batch
             .column_by_name(name)
@@ -265,7 +264,23 @@ fn resolve_batch(
                 ))
             })
     };
-    let (repo, commit, path) = (col("repo")?, col("commit_id")?, col("rel_path")?);
+    Ok((col("repo")?, col("commit_id")?, col("rel_path")?))
+}
+
+/// A batch's `repo`, `commit_id` and `rel_path` values.
+pub(crate) type RowColumns<'b> = (
+    Vec<Option<&'b str>>,
+    Vec<Option<&'b str>>,
+    Vec<Option<&'b str>>,
+);
+
+/// Resolves the rows of one input batch, in parallel.
+fn resolve_batch(
+    input: &Input,
+    file: &Path,
+    batch: &RecordBatch,
+) -> Result<Vec<Answer>, PhaseError> {
+    let (repo, commit, path) = row_columns(file, batch)?;
     (0..batch.num_rows())
         .into_par_iter()
         .map(|i| {

@@ -299,3 +299,51 @@ pub fn run_readme_command(dir: &Path, cmd: &str, env: &[(&str, &str)]) -> std::p
     }
     c.output().expect("bash runs")
 }
+
+/// Resolves `cfg`'s rows again with the other label strategy (`levels` / `single-pass`), in a
+/// work directory beside its own, and checks that the `resolved` files are byte for byte those
+/// the first run wrote (which must exist); returns the labels counts of both runs, the
+/// configuration's first.
+pub fn strategies_agree(cfg: &unearth::config::Config) -> [serde_json::Value; 2] {
+    use unearth::config::Strategy;
+    use unearth::model::Phase;
+    let mut alt = cfg.clone();
+    alt.options.strategy = match cfg.options.strategy {
+        Strategy::Levels => Strategy::SinglePass,
+        Strategy::SinglePass => Strategy::Levels,
+    };
+    let name = cfg
+        .workdir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    alt.workdir = cfg
+        .workdir
+        .with_file_name(format!("{name}-{}", alt.options.strategy.name()));
+    unearth::pipeline::Pipeline::open(alt.clone())
+        .unwrap()
+        .run_until(Phase::Walk)
+        .unwrap();
+    let ours = parquet_files(&cfg.workdir.join("walk"));
+    let theirs = parquet_files(&alt.workdir.join("walk"));
+    assert!(
+        !ours.is_empty(),
+        "{} has no resolved file",
+        cfg.workdir.display()
+    );
+    assert_eq!(ours.len(), theirs.len());
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert!(
+            std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+            "{} and {} differ",
+            a.display(),
+            b.display()
+        );
+    }
+    let counts = |w: &Path| {
+        let text = std::fs::read_to_string(w.join("labels/manifest.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["counts"].clone()
+    };
+    [counts(&cfg.workdir), counts(&alt.workdir)]
+}
