@@ -81,7 +81,10 @@ pub struct Options {
     pub url_templates: Vec<String>,
     /// Memory for external sorts (plan, match), megabytes: more means fewer runs on disk.
     pub sort_memory_mb: usize,
-    /// Gap, in bytes, under which two byte ranges of the labels file are read as one.
+    /// Gap, in bytes, under which two byte ranges of the labels file are read as one. The
+    /// default, a page, reads the least (measured in BENCHMARKS.md: 64 KiB made the levels
+    /// read most of the file at every depth); the kernel is told of the ranges ahead, so the
+    /// many small reads are served concurrently.
     pub label_merge_gap: u64,
     /// Fraction of the labels file above which the label pass reads the whole file
     /// sequentially instead of ranges.
@@ -120,7 +123,7 @@ impl Default for Options {
             origin_search_budget: 256,
             url_templates: vec!["https://github.com/{slug}".to_string()],
             sort_memory_mb: 1024,
-            label_merge_gap: 64 << 10,
+            label_merge_gap: 4 << 10,
             label_dense_fraction: 0.5,
             strategy: Strategy::default(),
         }
@@ -601,6 +604,15 @@ mod tests {
         let e = load("[fetch]\nconcurrency = -3").unwrap_err().to_string();
         assert!(e.contains("concurrency"), "{e}");
         assert!(load("[slurm.phases.match]\ncpus = 64").is_ok());
+        // The levels strategy is one job: shards of the label pass need the single pass.
+        let e = load("[shards]\nlabels = 4").unwrap_err().to_string();
+        assert!(
+            e.contains("shards.labels") && e.contains("single-pass"),
+            "{e}"
+        );
+        let c = load("[options]\nstrategy = \"single-pass\"\n[shards]\nlabels = 4").unwrap();
+        assert_eq!(c.options.strategy, Strategy::SinglePass);
+        assert!(load("[options]\nstrategy = \"fast\"").is_err());
     }
 
     #[test]

@@ -179,7 +179,9 @@ fn demo_with_shards(tmp: &Path, name: &str) -> PathBuf {
     let out = tmp.join(name);
     archive::demo::build_demo(&out).unwrap();
     let cfg = out.join(archive::demo::CONFIG);
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    let mut text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[options]\n", "[options]\nstrategy = \"single-pass\"\n");
     text.push_str("\n[shards]\nscan = 3\nlabels = 2\ncontent = 2\nfetch = 2\n\n[slurm.default]\ncpus = 1\nmem = \"200M\"\n");
     std::fs::write(&cfg, text).unwrap();
     cfg

@@ -121,6 +121,20 @@ pub struct ArchiveFigures {
     /// figures saved before it was recorded read as the default).
     #[serde(default = "default_sort_memory_mb")]
     pub sort_memory_mb: u64,
+    /// The label strategy the phases ran with (figures saved before strategies existed ran
+    /// the single pass).
+    #[serde(default = "single_pass")]
+    pub strategy: String,
+    /// The label pass again with the other strategy.
+    #[serde(default)]
+    pub strategies: Vec<super::labels::StrategyFigures>,
+    /// The decoder over the whole labels file, on 1 thread and on all.
+    #[serde(default)]
+    pub decode: Vec<super::labels::DecodeFigures>,
+}
+
+fn single_pass() -> String {
+    crate::config::Strategy::SinglePass.name().to_string()
 }
 
 fn default_sort_memory_mb() -> u64 {

@@ -20,6 +20,7 @@
 pub mod cache;
 pub mod child;
 pub mod figures;
+pub mod labels;
 pub mod model;
 pub mod plot;
 pub mod report;
@@ -319,6 +320,17 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
             pass_baseline,
         });
     }
+    let labels_ran = phases.iter().any(|p| p.phase == Phase::Labels.name());
+    let strategies = if labels_ran {
+        vec![labels::other_strategy(&exe, &dir, &cfg, &drop)?]
+    } else {
+        Vec::new()
+    };
+    let decode = if labels_ran {
+        labels::full_decode(&cfg, &dir)?
+    } else {
+        Vec::new()
+    };
     let random = if opts.random_rows > 0 {
         drop()?;
         Some(random_access(&cfg, opts.random_rows)?)
@@ -338,6 +350,9 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
         phases,
         random_access: random,
         sort_memory_mb: cfg.options.sort_memory_mb as u64,
+        strategy: cfg.options.strategy.name().to_string(),
+        strategies,
+        decode,
     };
     figures.save(&dir.join(FIGURES))?;
     Ok(figures)

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use super::child::Usage;
+
 use super::figures::ArchiveFigures;
 use super::model::{self, PhaseModel};
 
@@ -105,6 +107,74 @@ pub fn archive(a: &ArchiveFigures) -> String {
             duration(pipeline),
             all / pipeline.max(1e-9)
         );
+    }
+    s.push_str(&strategies(a));
+    s
+}
+
+/// The label pass by strategy, and the full decode.
+fn strategies(a: &ArchiveFigures) -> String {
+    let mut s = String::new();
+    let file = a.baseline("graph-labelled.labels");
+    let (Some(file), Some(reach), Some(labels)) = (file, a.phase("reach"), a.phase("labels"))
+    else {
+        return s;
+    };
+    if !a.strategies.is_empty() {
+        s.push_str(
+            "\n| label strategy | reach wall s | labels wall s | labels pass s | directories decoded | \
+             bytes read | share of the labels file | pass / raw read of the file (time) | resolved identical |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        );
+        let mut row = |name: &str, r: &Usage, l: &Usage, c: &dyn Fn(&str) -> u64, same: &str| {
+            let pass = c("pass_micros") as f64 / 1e6;
+            let _ = writeln!(
+                s,
+                "| {name} | {:.3} | {:.3} | {pass:.3} | {} | {} | {:.3} | {:.2} | {same} |",
+                r.wall,
+                l.wall,
+                c("directories"),
+                c("bytes_read"),
+                c("bytes_read") as f64 / file.bytes.max(1) as f64,
+                pass / file.seconds.max(1e-9),
+            );
+        };
+        row(
+            &format!("{} (as configured)", a.strategy),
+            &reach.usage,
+            &labels.usage,
+            &|k| labels.count(k),
+            "-",
+        );
+        for o in &a.strategies {
+            let c = |k: &str| o.counts.get(k).copied().unwrap_or(0);
+            row(
+                &o.strategy,
+                &o.reach,
+                &o.labels,
+                &c,
+                if o.identical { "yes" } else { "NO" },
+            );
+        }
+    }
+    if !a.decode.is_empty() {
+        s.push_str(
+            "\n| full decode of the labels file (warm) | threads | seconds | MB/s | MB/s per core | \
+             arcs per second | vs raw read from the page cache |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for d in &a.decode {
+            let _ = writeln!(
+                s,
+                "| {} MB | {} | {:.3} | {:.0} | {:.0} | {:.3e} | {:.3} |",
+                d.bytes / 1_000_000,
+                d.threads,
+                d.seconds,
+                mb(d.bytes as f64 / d.seconds.max(1e-9)),
+                mb(d.rate_per_core()),
+                d.arcs as f64 / d.seconds.max(1e-9),
+                d.raw_seconds / d.seconds.max(1e-9),
+            );
+        }
     }
     s
 }
