@@ -107,6 +107,14 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// The other strategy (benchmarks and tests compare the two).
+    pub fn other(self) -> Self {
+        match self {
+            Strategy::Levels => Strategy::SinglePass,
+            Strategy::SinglePass => Strategy::Levels,
+        }
+    }
+
     /// The name used in configurations.
     pub fn name(self) -> &'static str {
         match self {

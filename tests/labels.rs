@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
@@ -135,12 +134,7 @@ fn fast_and_parallel_decoders_agree_with_the_reference_on_real_graphs() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(decoders_agree(&syn.join("graph/graph")) > 10_000);
 
-    let mut sizes = BTreeMap::new();
     if let Some(example) = shared_example() {
-        sizes.insert(
-            "example",
-            decoders_agree(&example.join("compressed/example")),
-        );
-        assert!(sizes["example"] > 0);
+        assert!(decoders_agree(&example.join("compressed/example")) > 0);
     }
 }

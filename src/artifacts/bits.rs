@@ -82,13 +82,15 @@ impl Bits {
     }
 
     /// A window over `nodes` of the bits in `words` (bit i of the vector is node i).
-    pub fn from_words(words: Vec<u64>, nodes: std::ops::Range<usize>) -> Self {
-        let first_word = nodes.start / 64;
-        let end_word = nodes.end.div_ceil(64).min(words.len()).max(first_word);
+    /// The vector is kept, trimmed to the window, not copied.
+    pub fn from_words(mut words: Vec<u64>, nodes: std::ops::Range<usize>) -> Self {
+        let first_word = (nodes.start / 64).min(words.len());
+        words.truncate(nodes.end.div_ceil(64).max(first_word));
+        words.drain(..first_word);
         Self {
             nodes,
             first_word,
-            words: words.get(first_word..end_word).unwrap_or_default().to_vec(),
+            words,
         }
     }
 

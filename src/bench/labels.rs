@@ -19,7 +19,7 @@ use super::child::{self, Usage};
 use super::{read_manifest, BenchError};
 use crate::artifacts::bits::Bits;
 use crate::artifacts::flat::FlatWriter;
-use crate::config::{Config, Strategy};
+use crate::config::Config;
 use crate::graph::labels::LabelFile;
 use crate::model::Phase;
 use crate::phases::labels::{pass, Wanted};
@@ -88,10 +88,7 @@ pub fn other_strategy(
 ) -> Result<StrategyFigures, BenchError> {
     let before = resolved_hash(&cfg.workdir)?;
     let mut alt = cfg.clone();
-    alt.options.strategy = match cfg.options.strategy {
-        Strategy::Levels => Strategy::SinglePass,
-        Strategy::SinglePass => Strategy::Levels,
-    };
+    alt.options.strategy = cfg.options.strategy.other();
     let name = alt.options.strategy.name();
     let path = dir.join(format!("bench-{name}.toml"));
     let text = toml::to_string(&alt).map_err(|e| BenchError::Output(e.to_string()))?;
@@ -125,17 +122,8 @@ pub fn full_decode(cfg: &Config, scratch: &Path) -> Result<Vec<DecodeFigures>, B
     let n = labels.nodes();
     let all = Bits::from_words(vec![u64::MAX; n.div_ceil(64)], 0..n);
     // Warm the page cache, and time a raw read from it.
-    let mut buf = Vec::new();
-    let mut raw = || -> Result<f64, BenchError> {
-        let t = Instant::now();
-        labels
-            .read_bytes(0, labels.len() as usize, &mut buf)
-            .map_err(|e| BenchError::io(labels.path(), e))?;
-        Ok(t.elapsed().as_secs_f64())
-    };
-    raw()?;
-    let raw_seconds = raw()?;
-    drop(buf);
+    let raw_seconds =
+        super::raw_read("labels file, warm", &[labels.path().to_path_buf()], false)?.seconds;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let mut figures = Vec::new();
     let path = scratch.join("full-decode.flat");

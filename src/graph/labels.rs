@@ -7,8 +7,9 @@
 //! `BASE-labelled.ef`; arc targets come from the forward BV graph.
 //!
 //! swh-graph reads labels by random access (`labeled_successors`); unearth's label pass reads
-//! byte ranges of the file in node order and decodes them with [`decode_node`], which is a
-//! plain function over a bit reader so that it can be tested on streams built in memory.
+//! byte ranges of the file in node order and decodes them with [`decode_labels`] (over bytes,
+//! without successors). [`decode_node`], over dsi-bitstream's reader with the successors, is
+//! the reference the tests compare it with.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -1,7 +1,10 @@
-//! Phase 6, **label pass**: one ordered pass over `graph-labelled.labels`, decoding only the
-//! reachable directories and keeping only entries named like a requested path component.
+//! Phase 6, **label pass**: ordered passes over `graph-labelled.labels`, decoding only the
+//! directories the paths need and keeping only entries named like a requested path component.
+//! Under `strategy = "single-pass"` those are the reachable set's, in one pass ([`pass`]);
+//! under `levels`, the directories the paths enter, one pass per depth
+//! ([`super::levels`], which calls [`pass`] at each level).
 //!
-//! Reachable directories are visited in id order, so the file is read forward only (see
+//! Directories are visited in id order, so the file is read forward only (see
 //! [`crate::graph::labels`] for its format). Their byte ranges are grouped into batches read
 //! with one `pread` each: two ranges closer than `label_merge_gap` share a batch, and when the
 //! ranges to read exceed `label_dense_fraction` of the file the gaps are read too, which turns
@@ -14,8 +17,13 @@
 //! Output: [`crate::artifacts::entries`] (`entries.flat`). Shards: node-id ranges,
 //! concatenated in order.
 //!
-//! Memory: one read batch (64 MiB at most), the requested-names bit-vector (one bit per label
-//! name of the graph), the shard's window of the reachable bit-vector.
+//! Batches are read in groups of [`GROUP_BYTES`] (or one larger batch) and a group is decoded
+//! on all threads while the next is read; the ranges [`PREFETCH_BYTES`] ahead are announced
+//! to the kernel.
+//!
+//! Memory: two groups of batches and their entries (at most 2 x 64 MiB of bytes, when a batch
+//! is that large), the requested-names bit-vector (one bit per label name of the graph), the
+//! shard's window of the directories' bit-vector.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -249,7 +257,8 @@ pub fn pass(
     let (merge_gap, dense_fraction) = options;
     let started = std::time::Instant::now();
     let bad = |reason: String| PhaseError::Graph(GraphError::damaged(labels.path(), reason));
-    // The directories' bit ranges, in id order (computed twice rather than held).
+    // The directories' bit ranges, in id order (computed again for the count, the prefetch
+    // and the reads rather than held).
     let ranges = || {
         dirs.ones()
             .skip_while(move |n| *n < nodes.start)
@@ -392,6 +401,7 @@ pub fn pass(
         }
         Ok(())
     })?;
+    // The last group is read while the one before is decoded, then decoded alone.
     flush(&mut group)?;
     flush(&mut group)?;
     pl.done();
@@ -436,6 +446,14 @@ pub fn run(ctx: &Context, input: Input) -> Result<LabelCounts, PhaseError> {
     Ok(counts)
 }
 
+/// The checkpoint inputs of the phases whose work depends on the strategy (reach, labels).
+pub fn strategy_inputs(config: &Config) -> Inputs {
+    Inputs::from([(
+        "strategy".to_string(),
+        config.options.strategy.name().to_string(),
+    )])
+}
+
 /// The levels strategy ([`super::levels`]) over the whole graph, into `ctx.out`.
 fn run_levels(ctx: &Context) -> Result<LabelCounts, PhaseError> {
     let plan = ctx.upstream(Phase::Plan);
@@ -473,10 +491,7 @@ impl super::Step for Step {
     /// Its options (merge gap, dense fraction) change how the file is read, not what is
     /// kept; the strategy changes which directories are kept.
     fn inputs(config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
-        Ok(Inputs::from([(
-            "strategy".to_string(),
-            config.options.strategy.name().to_string(),
-        )]))
+        Ok(strategy_inputs(config))
     }
 
     fn run(ctx: &Context) -> Result<LabelCounts, PhaseError> {

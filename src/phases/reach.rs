@@ -173,10 +173,7 @@ impl super::Step for Step {
     /// Under the `levels` strategy the label pass needs no reachable set: the phase writes
     /// an empty one.
     fn inputs(config: &Config, _shard: Shard) -> Result<Inputs, PhaseError> {
-        Ok(Inputs::from([(
-            "strategy".to_string(),
-            config.options.strategy.name().to_string(),
-        )]))
+        Ok(super::labels::strategy_inputs(config))
     }
 
     fn run(ctx: &Context) -> Result<ReachCounts, PhaseError> {

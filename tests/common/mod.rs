@@ -305,13 +305,9 @@ pub fn run_readme_command(dir: &Path, cmd: &str, env: &[(&str, &str)]) -> std::p
 /// the first run wrote (which must exist); returns the labels counts of both runs, the
 /// configuration's first.
 pub fn strategies_agree(cfg: &unearth::config::Config) -> [serde_json::Value; 2] {
-    use unearth::config::Strategy;
     use unearth::model::Phase;
     let mut alt = cfg.clone();
-    alt.options.strategy = match cfg.options.strategy {
-        Strategy::Levels => Strategy::SinglePass,
-        Strategy::SinglePass => Strategy::Levels,
-    };
+    alt.options.strategy = cfg.options.strategy.other();
     let name = cfg
         .workdir
         .file_name()
