@@ -5,6 +5,7 @@
 //! metadata = "archive/metadata"          # a Parquet file, a folder of part_*.parquet, or a glob
 //! workdir = "work"                       # checkpoints and outputs
 //! orc = "archive/orc"                    # export tables, for the content join
+//! digestmap = "archive/digestmap"        # SWH's sha1_git -> sha1 map: the join without a scan
 //!
 //! [options]
 //! threads = 0                            # 0: all cores
@@ -152,8 +153,17 @@ pub struct FetchOptions {
     pub region: String,
     /// Sign requests with the standard AWS credential chain instead of sending them unsigned.
     pub signed: bool,
-    /// Requests in flight. The default keeps a link busy at ~150 ms first-byte latency.
+    /// Requests in flight at most. With `adaptive`, the fetch starts at
+    /// `initial_concurrency` and finds its level below this one (AIMD: it grows while the
+    /// latency holds and halves on `503 SlowDown`); without, it keeps this many.
     pub concurrency: usize,
+    /// Requests in flight at the start, with `adaptive` (at most `concurrency`).
+    pub initial_concurrency: usize,
+    /// Adapt the requests in flight to the server (see `concurrency`).
+    pub adaptive: bool,
+    /// Memory for the bodies in flight, MiB: a request waits until its blob's cap fits, so
+    /// that large blobs cannot exhaust memory whatever the concurrency.
+    pub memory_mb: usize,
     /// Attempts per blob before it is given up for this run (retried on the next).
     pub attempts: u32,
     /// Timeout of one attempt, seconds.
@@ -169,7 +179,10 @@ impl Default for FetchOptions {
             endpoint: None,
             region: "us-east-1".into(),
             signed: false,
-            concurrency: 256,
+            concurrency: 2048,
+            initial_concurrency: 64,
+            adaptive: true,
+            memory_mb: 1024,
             attempts: 8,
             timeout_secs: 60.0,
             backoff_ms: 100,
@@ -315,6 +328,11 @@ pub struct Config {
     /// Folder of the ORC export tables (`content`, `skipped_content`), for the content join.
     #[serde(default)]
     pub orc: Option<PathBuf>,
+    /// Folder of Software Heritage's digestmap (sha1_git -> sha1): the content join looks the
+    /// needed ids up in it instead of scanning the `content` table; `orc`, when also given,
+    /// still supplies the reasons of skipped contents.
+    #[serde(default)]
+    pub digestmap: Option<PathBuf>,
     /// Phase options.
     #[serde(default)]
     pub options: Options,
@@ -388,6 +406,7 @@ impl Config {
         for p in [&mut self.graph, &mut self.metadata, &mut self.workdir]
             .into_iter()
             .chain(self.orc.as_mut())
+            .chain(self.digestmap.as_mut())
             .chain(self.slurm.template.as_mut())
             .chain(self.slurm.binary.as_mut())
         {
@@ -460,6 +479,8 @@ impl Config {
         }
         at_least_one("fetch.concurrency", f.concurrency as u64)?;
         at_most("fetch.concurrency", f.concurrency as u64, 100_000)?;
+        at_least_one("fetch.initial_concurrency", f.initial_concurrency as u64)?;
+        at_least_one("fetch.memory_mb", f.memory_mb as u64)?;
         at_least_one("fetch.attempts", f.attempts as u64)?;
         if !(f.timeout_secs.is_finite() && f.timeout_secs > 0.0 && f.timeout_secs <= 1e6) {
             return fail(
@@ -515,13 +536,19 @@ impl Config {
         Ok(())
     }
 
-    /// The phases this configuration runs, in order: without `orc`, resolution only (plan to
-    /// walk), since the content phases need the export tables.
+    /// The phases this configuration runs, in order: without `orc` or `digestmap`, resolution
+    /// only (plan to walk), since the content join needs one of them.
     pub fn phases(&self) -> Vec<Phase> {
         Phase::ALL
             .into_iter()
-            .filter(|p| self.orc.is_some() || !p.needs_orc())
+            .filter(|p| self.joins_contents() || !p.needs_orc())
             .collect()
+    }
+
+    /// Whether the configuration names what the content join reads: the ORC export tables,
+    /// SWH's digestmap, or both.
+    pub fn joins_contents(&self) -> bool {
+        self.orc.is_some() || self.digestmap.is_some()
     }
 
     /// A stable fingerprint of the options that change which origins a slug finds (the URL

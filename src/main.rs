@@ -208,6 +208,16 @@ enum ArchiveCommand {
         #[command(flatten)]
         size: archive::synth::SynthOptions,
     },
+    /// Build Software Heritage's digestmap (sha1_git -> sha1, the `swh-digestmap` format)
+    /// from the `content` tables of an ORC export, for `digestmap = "DIR"` in a configuration.
+    Digestmap {
+        /// The export's ORC folder (with `content/*.orc`).
+        #[arg(long)]
+        orc: PathBuf,
+        /// Output folder; must not exist.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print what an archive holds, loading its graph the way every phase does.
     Info {
         /// The archive folder.
@@ -357,6 +367,16 @@ fn archive_command(out: &mut impl Write, cmd: ArchiveCommand) -> Result<()> {
             info(out, &dir)
         }
         ArchiveCommand::Info { dir } => info(out, &dir),
+        ArchiveCommand::Digestmap { orc, out: dir } => {
+            let n = unearth::digestmap::build_from_orc(&orc, &dir)?;
+            let secs = started.elapsed().as_secs_f64();
+            writeln!(
+                out,
+                "digestmap of {n} contents in {} ({secs:.1}s)",
+                dir.display()
+            )?;
+            Ok(())
+        }
         ArchiveCommand::Synth { out: dir, size } => {
             if archive::synth::build_synth(&dir, &size)?.built {
                 let secs = started.elapsed().as_secs_f64();

@@ -123,6 +123,11 @@ fn local_store_export_matches_git() {
     assert_eq!(counts.get("symlink"), Some(&1), "{counts:?}");
     assert!(counts["ok"] >= 20, "{counts:?}");
     assert_eq!(counts.values().sum::<usize>(), 46, "every row once");
+    // The demo joins through the digestmap; the ORC scan gives the same join.
+    let cfg = unearth::config::Config::load(&demo.join(archive::demo::CONFIG)).unwrap();
+    let [orc, map] = common::joins_agree(&cfg);
+    assert_eq!(orc["status_skipped"], map["status_skipped"], "{orc} {map}");
+    assert_eq!(orc["status_skipped"].as_u64(), Some(1), "{orc}");
     let summary: BTreeMap<String, u64> = serde_json::from_str(
         &std::fs::read_to_string(demo.join("work/export/summary.json")).unwrap(),
     )

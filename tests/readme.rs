@@ -49,6 +49,9 @@ fn readme_demo_commands_run_as_written() {
     }
     assert!(tmp.path().join("demo-archive/work/export").is_dir());
     assert!(tmp.path().join("my-archive/archive.json").is_file());
+    for f in unearth::digestmap::FILES {
+        assert!(tmp.path().join("my-digestmap").join(f).is_file(), "{f}");
+    }
     // The synthetic archive resolves as its generator expects, and the two-size benchmark
     // fitted a model and drew its pictures.
     let report = std::fs::read_to_string(tmp.path().join("bench-report/report.md")).unwrap();

@@ -116,6 +116,12 @@ fn run(config: &Path) -> Vec<unearth::pipeline::PhaseOutcome> {
     let cfg = Config::load(config).unwrap();
     let outcomes = Pipeline::open(cfg.clone()).unwrap().run_all().unwrap();
     strategies_agree(&cfg);
+    if cfg.joins_contents() {
+        let [orc, map] = joins_agree(&cfg);
+        assert!(orc["orc_rows_read"].as_u64().unwrap() > 0, "{orc}");
+        assert!(map["lookups"].as_u64().unwrap() > 0, "{map}");
+        assert_eq!(map["orc_rows_read"].as_u64().unwrap(), 0, "{map}");
+    }
     outcomes
 }
 
@@ -481,8 +487,9 @@ fn git_built_archive_resolves_like_git() {
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "\n[options]",
         &format!(
-            "orc = {:?}\n\n[options]",
-            layout.orc().display().to_string()
+            "orc = {:?}\ndigestmap = {:?}\n\n[options]",
+            layout.orc().display().to_string(),
+            layout.digestmap().display().to_string()
         ),
     ) + &format!(
         "\n[fetch]\nstore = \"file://{}\"\n\n[export]\ninclude_binary = true\n",

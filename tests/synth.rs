@@ -93,6 +93,8 @@ fn synthetic_rows_resolve_to_the_generators_answers() {
     unearth_ok(&["run"], &cfg);
     // The other label strategy resolves every row the same; levels decode fewer directories.
     let [levels, single] = strategies_agree(&unearth::config::Config::load(&cfg).unwrap());
+    // The digestmap join gives the ORC scan's join.
+    joins_agree(&unearth::config::Config::load(&cfg).unwrap());
     let dirs = |c: &serde_json::Value| c["directories"].as_u64().unwrap();
     assert!(levels["levels"].as_u64().unwrap() > 1, "{levels}");
     assert!(dirs(&levels) < dirs(&single), "{levels} vs {single}");

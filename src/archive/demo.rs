@@ -40,6 +40,7 @@ graph = \"graph/graph\"\n\
 metadata = \"metadata/part_0.parquet\"\n\
 workdir = \"work\"\n\
 orc = \"orc\"\n\
+digestmap = \"digestmap\"\n\
 \n\
 [options]\n\
 url_templates = [\"https://github.com/{slug}\"]\n\
@@ -49,7 +50,7 @@ store = \"file://objects/content\"\n";
 
 /// Stamp identifying this demo in the manifest: a rerun with the same stamp is a no-op.
 pub fn stamp() -> String {
-    format!("unearth demo v3 seed {SEED}")
+    format!("unearth demo v4 seed {SEED}")
 }
 
 /// What the generator knows about one archived commit.

@@ -9,6 +9,8 @@
 //! - `orc/<table>/*.orc`: the tables of SWH's graph dataset export ([`tables`]);
 //! - `graph/graph.*`: the compressed graph made from those tables by swh-graph's own
 //!   compression code ([`compress`]);
+//! - `digestmap/`: SWH's sha1_git -> sha1 map of the visible contents, built by the
+//!   `swh-digestmap` crate ([`crate::digestmap`]);
 //! - `objects/content/<sha1>`: every archived blob, gzip-compressed, keyed as in SWH's public
 //!   S3 bucket ([`writer::BlobStore`]);
 //! - `archive.json`: the manifest ([`Manifest`]), written last.
@@ -37,7 +39,7 @@ pub use spec::RepoSpec;
 pub const MANIFEST: &str = "archive.json";
 
 /// Version of the archive layout; bumped when what `build` writes changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Default for `--max-content-size`: blobs above 100 MiB go to `skipped_content`, as in SWH.
 pub const DEFAULT_MAX_CONTENT_SIZE: u64 = 100 << 20;
@@ -93,6 +95,9 @@ pub enum ArchiveError {
         /// What failed.
         reason: String,
     },
+    /// The digestmap could not be built.
+    #[error("cannot build the digestmap")]
+    DigestMap(#[from] crate::digestmap::DigestMapError),
     /// swh-graph's compression failed.
     #[error("graph compression failed")]
     Compress(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -287,6 +292,10 @@ impl ArchiveDir {
     /// `orc/`, the export tables.
     pub fn orc(&self) -> PathBuf {
         self.root.join("orc")
+    }
+    /// `digestmap/`, SWH's sha1_git -> sha1 map.
+    pub fn digestmap(&self) -> PathBuf {
+        self.root.join("digestmap")
     }
     /// Basename of the compressed graph.
     pub fn graph(&self) -> PathBuf {
@@ -604,6 +613,15 @@ fn write_visit(
     ])
 }
 
+/// Writes the archive's digestmap from its `content` tables.
+fn digestmap_into(dir: &Path) -> Result<u64, ArchiveError> {
+    let layout = ArchiveDir::new(dir);
+    Ok(crate::digestmap::build_from_orc(
+        &layout.orc(),
+        &layout.digestmap(),
+    )?)
+}
+
 /// Compresses the archive's ORC tables into its `graph/` folder.
 fn compress_into(dir: &Path) -> Result<compress::GraphSummary, ArchiveError> {
     let layout = ArchiveDir::new(dir);
@@ -718,6 +736,7 @@ pub fn build_into(dir: &Path, opts: &BuildOptions, note: &str) -> Result<Manifes
     let counts = sink.counts.clone();
     let table_rows: BTreeMap<String, u64> =
         sink.tables.finish(&layout.orc())?.into_iter().collect();
+    digestmap_into(dir)?;
 
     let summary = compress_into(dir)?;
     let manifest = Manifest {

@@ -33,7 +33,7 @@ pub struct Known {
 }
 
 /// Contents by git id.
-pub type JoinMap = HashMap<Sha1Git, Known>;
+pub type JoinMap = HashMap<Sha1Git, Known, crate::model::IdHash>;
 
 /// Adds `k` for `id` to `map`, a visible copy winning over a skipped one.
 pub fn insert(map: &mut JoinMap, id: Sha1Git, k: Known) {
@@ -105,7 +105,7 @@ pub fn load(path: &Path) -> Result<JoinMap, TableError> {
     let length = table::opt_u64s(&b, path, "length")?;
     let status = table::strings(&b, path, "status")?;
     let reason = table::strings(&b, path, "reason")?;
-    let mut out = JoinMap::new();
+    let mut out = JoinMap::default();
     for i in 0..b.num_rows() {
         let st = status[i].as_deref().and_then(ContentStatus::parse);
         let st = match st {

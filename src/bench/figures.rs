@@ -131,6 +131,12 @@ pub struct ArchiveFigures {
     /// The decoder over the whole labels file, on 1 thread and on all.
     #[serde(default)]
     pub decode: Vec<super::labels::DecodeFigures>,
+    /// The content join again with each source alone.
+    #[serde(default)]
+    pub joins: Vec<super::joins::SourceFigures>,
+    /// Digestmap lookups alone, on 1 thread and on all.
+    #[serde(default)]
+    pub lookups: Vec<super::joins::LookupFigures>,
 }
 
 fn single_pass() -> String {

@@ -20,6 +20,7 @@
 pub mod cache;
 pub mod child;
 pub mod figures;
+pub mod joins;
 pub mod labels;
 pub mod model;
 pub mod plot;
@@ -174,6 +175,7 @@ fn inputs(cfg: &Config) -> Vec<PathBuf> {
         roots.push(dir.to_path_buf());
     }
     roots.extend(cfg.orc.clone());
+    roots.extend(cfg.digestmap.clone());
     if let Some(local) = cfg.fetch.store.strip_prefix("file://") {
         roots.push(PathBuf::from(local));
     }
@@ -320,6 +322,19 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
             pass_baseline,
         });
     }
+    // Before the other label strategy reruns the phases upstream of the join with another
+    // configuration (after it, the join's own would be stale).
+    let content_ran = phases.iter().any(|p| p.phase == Phase::Content.name());
+    let joins = if content_ran {
+        joins::sources(&exe, &dir, &cfg, &drop)?
+    } else {
+        Vec::new()
+    };
+    let lookups = if content_ran {
+        joins::lookups(&cfg)?
+    } else {
+        Vec::new()
+    };
     let labels_ran = phases.iter().any(|p| p.phase == Phase::Labels.name());
     let strategies = if labels_ran {
         vec![labels::other_strategy(&exe, &dir, &cfg, &drop)?]
@@ -353,6 +368,8 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
         strategy: cfg.options.strategy.name().to_string(),
         strategies,
         decode,
+        joins,
+        lookups,
     };
     figures.save(&dir.join(FIGURES))?;
     Ok(figures)

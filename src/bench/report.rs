@@ -109,6 +109,75 @@ pub fn archive(a: &ArchiveFigures) -> String {
         );
     }
     s.push_str(&strategies(a));
+    s.push_str(&joins(a));
+    s
+}
+
+/// The content join by source, and the digestmap's lookups alone.
+fn joins(a: &ArchiveFigures) -> String {
+    let mut s = String::new();
+    let orc = a.baseline("ORC content + skipped_content");
+    if let (Some(content), false) = (a.phase("content"), a.joins.is_empty()) {
+        s.push_str(
+            "\n| content join source | wall s | CPU s | pass s (chunks summed) | ORC rows read | \
+             ORC MB/s per core | ids looked up | join identical |\n\
+             |---|---:|---:|---:|---:|---:|---:|---|\n",
+        );
+        // The full scan reads every row of the tables: its rate is the tables' bytes over
+        // its pass time (chunks summed: one core each).
+        let full_rows = a
+            .joins
+            .iter()
+            .filter_map(|j| j.counts.get("orc_rows_read").copied())
+            .chain([content.count("orc_rows_read")])
+            .max()
+            .unwrap_or(0);
+        let mut row = |name: &str, u: &Usage, c: &dyn Fn(&str) -> u64, same: &str| {
+            let pass = c("pass_micros") as f64 / 1e6;
+            let per_core = match orc {
+                Some(b) if full_rows > 0 && c("orc_rows_read") == full_rows => {
+                    format!("{:.0}", mb(b.bytes as f64 / pass.max(1e-9)))
+                }
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {name} | {:.3} | {:.3} | {pass:.3} | {} | {per_core} | {} | {same} |",
+                u.wall,
+                u.user + u.system,
+                c("orc_rows_read"),
+                c("lookups"),
+            );
+        };
+        row("as configured", &content.usage, &|k| content.count(k), "-");
+        for j in &a.joins {
+            let c = |k: &str| j.counts.get(k).copied().unwrap_or(0);
+            row(
+                &format!("{} alone", j.source),
+                &j.usage,
+                &c,
+                if j.identical { "yes" } else { "no" },
+            );
+        }
+    }
+    if !a.lookups.is_empty() {
+        s.push_str(
+            "\n| digestmap lookups (warm, sorted ids, graph properties included) | threads | \
+             seconds | ids per second | ids per second per core |\n|---|---:|---:|---:|---:|\n",
+        );
+        for l in &a.lookups {
+            let _ = writeln!(
+                s,
+                "| {} ids ({} found) | {} | {:.3} | {:.3e} | {:.3e} |",
+                l.ids,
+                l.found,
+                l.threads,
+                l.seconds,
+                l.ids as f64 / l.seconds.max(1e-9),
+                l.rate_per_core(),
+            );
+        }
+    }
     s
 }
 

@@ -11,6 +11,7 @@
 //! | verify | [`open_labelled`]: forward arcs, maps, labels and their names |
 //! | reach | [`open_forward`] and [`NodeMaps`]: forward arcs and node types |
 //! | labels | [`labels`]: the labels file, its offsets and the forward BV graph |
+//! | content (digestmap) | [`open_contents`]: maps (MPH included) and content properties |
 //!
 //! Everything is memory-mapped; nothing is allocated per node. Graphs from SWH (the example
 //! dataset, a public export) and from unearth's archive builder open the same way.
@@ -51,6 +52,18 @@ impl<G> LabelledGraph for G where
 pub trait MatchGraph: LabelledGraph + SwhBackwardGraph {}
 
 impl<G> MatchGraph for G where G: LabelledGraph + SwhBackwardGraph {}
+
+/// What the content join through a digestmap uses: node maps (MPH, SWHIDs) and the content
+/// properties (length, skipped).
+pub trait ContentGraph:
+    SwhGraphWithProperties<Maps: properties::Maps, Contents: properties::Contents>
+{
+}
+
+impl<G> ContentGraph for G where
+    G: SwhGraphWithProperties<Maps: properties::Maps, Contents: properties::Contents>
+{
+}
 
 /// `base` with `suffix` appended to its file name (`graph` + `.properties`).
 pub fn suffixed(base: &Path, suffix: &str) -> PathBuf {
@@ -149,6 +162,17 @@ pub fn open_labelled(base: &Path) -> Result<impl LabelledGraph + Send + Sync, Gr
         .map_err(|e| GraphError::new(base, e))
 }
 
+/// Loads what the content join through a digestmap needs: maps and content properties (the
+/// forward arcs are opened, as swh-graph's loading starts there, but never read).
+pub fn open_contents(base: &Path) -> Result<impl ContentGraph + Send + Sync, GraphError> {
+    SwhUnidirectionalGraph::new(base)
+        .and_then(|g| {
+            g.init_properties()
+                .load_properties(|p| p.load_maps::<DynMphf>()?.load_contents())
+        })
+        .map_err(|e| GraphError::new(base, e))
+}
+
 /// Loads the forward arcs alone (the BV graph), which the reachable-set search uses with
 /// [`NodeMaps`] for node types.
 pub fn open_forward(base: &Path) -> Result<SwhUnidirectionalGraph<()>, GraphError> {
@@ -163,7 +187,19 @@ pub struct NodeMaps {
     pub types: Node2Type<swh_graph::map::UsizeMmap<mmap_rs::Mmap>>,
     /// SWHID of each node.
     pub swhids: Node2SWHID<mmap_rs::Mmap>,
+    /// `node2swhid.bin` opened for positioned reads, and its path.
+    swhid_file: std::fs::File,
+    swhid_path: PathBuf,
 }
+
+/// Bytes of one record of `node2swhid.bin`.
+const SWHID_RECORD: u64 = 22;
+/// Gap between two runs of needed records below which one read covers both: one request of
+/// a few pages more costs less than two.
+const HINT_GAP: u64 = 64 << 10;
+/// Bytes of `node2swhid.bin` read at once at most: large enough for the disk, small enough
+/// that the kernel's read-ahead of the next stretch overlaps the work on this one.
+pub const MAX_RUN: usize = 4 << 20;
 
 impl NodeMaps {
     /// Maps the node tables of the graph at `base`.
@@ -171,18 +207,98 @@ impl NodeMaps {
         let nodes = num_nodes(base)?;
         let types = Node2Type::load(suffixed(base, ".node2type.bin"), nodes)
             .map_err(|e| GraphError::new(base, e))?;
-        let swhids = Node2SWHID::load(suffixed(base, ".node2swhid.bin"))
-            .map_err(|e| GraphError::new(base, e))?;
+        let swhid_path = suffixed(base, ".node2swhid.bin");
+        let swhids = Node2SWHID::load(&swhid_path).map_err(|e| GraphError::new(base, e))?;
+        let swhid_file = std::fs::File::open(&swhid_path).map_err(|e| GraphError::new(base, e))?;
         Ok(Self {
             nodes,
             types,
             swhids,
+            swhid_file,
+            swhid_path,
         })
     }
 
     /// The type of `node`, `None` out of range.
     pub fn node_type(&self, node: u64) -> Option<NodeType> {
         self.types.get(usize::try_from(node).ok()?).ok()
+    }
+
+    /// Calls `each(node, hash)`, in node order, for the nodes of type `kind` among `nodes`,
+    /// reading their `node2swhid.bin` records with positioned reads of whole runs of them
+    /// (runs closer than 64 KiB merged, at most [`MAX_RUN`] bytes per read) into `buf`: a
+    /// pass that wants one type reads large sequential stretches and skips those holding
+    /// none of its records, where the memory map would fault a page at a time. `types` is the
+    /// type of each node of `nodes`, as [`NodeMaps::types_of`] gives them. Returns the bytes
+    /// read.
+    pub fn for_each_hash(
+        &self,
+        nodes: std::ops::Range<usize>,
+        types: &[Option<NodeType>],
+        kind: NodeType,
+        buf: &mut Vec<u8>,
+        mut each: impl FnMut(usize, [u8; 20]),
+    ) -> Result<u64, GraphError> {
+        use std::os::unix::fs::FileExt;
+        let record = SWHID_RECORD as usize;
+        let gap = HINT_GAP as usize / record;
+        let most = MAX_RUN / record;
+        let is_kind = |n: usize| types.get(n - nodes.start) == Some(&Some(kind));
+        let end = nodes.end.min(nodes.start + types.len());
+        let mut read = 0;
+        let mut node = nodes.start;
+        while node < end {
+            if !is_kind(node) {
+                node += 1;
+                continue;
+            }
+            // A run: from this node to the last wanted one before a gap of `gap` nodes.
+            let first = node;
+            let mut last = node;
+            let mut n = node + 1;
+            while n < end && n - last <= gap && n - first < most {
+                if is_kind(n) {
+                    last = n;
+                }
+                n += 1;
+            }
+            let len = (last + 1 - first) * record;
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            self.swhid_file
+                .read_exact_at(&mut buf[..len], (first * record) as u64)
+                .map_err(|e| GraphError::new(&self.swhid_path, e))?;
+            read += len as u64;
+            // Have the kernel read the next stretch while this one is worked on (a hint:
+            // errors are ignored; past the file's end it does nothing).
+            // SAFETY: a plain system call on a file descriptor this struct owns.
+            unsafe {
+                use std::os::fd::AsRawFd;
+                libc::posix_fadvise(
+                    self.swhid_file.as_raw_fd(),
+                    ((last + 1) * record) as libc::off_t,
+                    MAX_RUN as libc::off_t,
+                    libc::POSIX_FADV_WILLNEED,
+                );
+            }
+            for m in first..=last {
+                if is_kind(m) {
+                    let at = (m - first) * record + 2;
+                    let mut hash = [0u8; 20];
+                    hash.copy_from_slice(&buf[at..at + 20]);
+                    each(m, hash);
+                }
+            }
+            node = last + 1;
+        }
+        Ok(read)
+    }
+
+    /// The type of each node of `nodes` into `out` (cleared first; `None` past the end).
+    pub fn types_of(&self, nodes: std::ops::Range<usize>, out: &mut Vec<Option<NodeType>>) {
+        out.clear();
+        out.extend(nodes.map(|n| self.types.get(n).ok()));
     }
 
     /// The hash of `node`'s SWHID, `None` out of range.

@@ -11,7 +11,7 @@ pub mod slug;
 pub mod status;
 
 pub use counts::{CountMap, Counts, StatusCounts};
-pub use ids::{BadId, Sha1, Sha1Git};
+pub use ids::{BadId, IdHash, IdHasher, Sha1, Sha1Git};
 pub use phase::{Phase, Sharding};
 pub use shard::Shard;
 pub use status::{BlobStatus, ContentStatus, MatchStatus, RowStatus, Status};

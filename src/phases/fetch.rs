@@ -1,7 +1,9 @@
 //! Phase 9, **fetch**: the bytes of every needed blob, from S3 or a local folder, each
 //! proven by its hashes before it is kept.
 //!
-//! Each distinct sha1 is fetched once, with at most `concurrency` requests in flight. An
+//! Each distinct sha1 is fetched once. Requests in flight follow the server
+//! ([`crate::store::limiter`]: they grow while the latency holds and halve on `503 SlowDown`,
+//! between 4 and `concurrency`), and the bodies in flight stay within `memory_mb`. An
 //! attempt that fails for a reason worth retrying (5xx, throttling, timeouts, resets,
 //! truncated or corrupted bodies) is retried with exponential backoff and jitter, up to
 //! `attempts`; each attempt has its own timeout. A body is read with a size cap known in
@@ -14,7 +16,8 @@
 //!
 //! Output: [`crate::artifacts::fetched`]. Shards: sha1 ranges, each with its own pack store.
 //!
-//! Memory: one index record per stored blob (in a hash map) and the blobs in flight.
+//! Memory: one index record per stored blob (in a hash map) and the blobs in flight (at most
+//! `memory_mb`, or one blob when it alone is larger).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use crate::artifacts::fetched::{self, FETCHED};
 use crate::artifacts::join::{self, JOIN};
 use crate::config::{Config, FetchOptions};
 use crate::model::{BlobStatus, ContentStatus, Counts, Phase, Sha1, Sha1Git, Shard, StatusCounts};
+use crate::store::limiter::Limiter;
 use crate::store::pack::source_tag;
 use crate::store::source::Got;
 use crate::store::verify::{body_cap, verify};
@@ -62,6 +66,12 @@ pub struct FetchCounts {
     pub fetched_bytes: u64,
     /// Blobs given up in this run (retried by the next).
     pub failed: u64,
+    /// The most requests the adaptive limit allowed in flight (the largest over shards).
+    pub concurrency_peak: u64,
+    /// The limit at the end of the run (the largest over shards).
+    pub concurrency_end: u64,
+    /// Times throttling halved the limit.
+    pub throttle_cuts: u64,
     /// Wanted blobs per final status.
     #[serde(flatten)]
     pub status: StatusCounts<BlobStatus>,
@@ -77,6 +87,9 @@ impl Counts for FetchCounts {
         self.fetched += o.fetched;
         self.fetched_bytes += o.fetched_bytes;
         self.failed += o.failed;
+        self.concurrency_peak = self.concurrency_peak.max(o.concurrency_peak);
+        self.concurrency_end = self.concurrency_end.max(o.concurrency_end);
+        self.throttle_cuts += o.throttle_cuts;
         self.status.merge(&o.status);
     }
 }
@@ -93,7 +106,7 @@ struct OneResult {
     refused: u64,
 }
 
-async fn fetch_one(w: &Want, source: &Source, opts: &FetchOptions) -> OneResult {
+async fn fetch_one(w: &Want, source: &Source, opts: &FetchOptions, limiter: &Limiter) -> OneResult {
     let mut requests = 0;
     let mut refused = 0;
     let mut last_refusal = false;
@@ -106,7 +119,13 @@ async fn fetch_one(w: &Want, source: &Source, opts: &FetchOptions) -> OneResult 
         }
         requests += 1;
         let timeout = Duration::from_secs_f64(opts.timeout_secs);
+        let sent = std::time::Instant::now();
         let got = tokio::time::timeout(timeout, source.get(&w.sha1, cap)).await;
+        match &got {
+            Ok(Got::Throttled(_)) => limiter.throttled(),
+            Ok(Got::Retry(_)) | Err(_) => {}
+            Ok(_) => limiter.success(sent.elapsed()),
+        }
         let done = |outcome, refused| OneResult {
             outcome,
             requests,
@@ -130,7 +149,7 @@ async fn fetch_one(w: &Want, source: &Source, opts: &FetchOptions) -> OneResult 
                 log::warn!("blob {}: {why}", w.sha1);
                 return done(Outcome::Stored(BlobStatus::Corrupt, None), refused + 1);
             }
-            Ok(Got::Retry(why)) => {
+            Ok(Got::Retry(why) | Got::Throttled(why)) => {
                 log::debug!("blob {}: {why}, attempt {}", w.sha1, attempt + 1);
                 last_refusal = false;
             }
@@ -211,7 +230,11 @@ async fn run_requests(
     tx: std::sync::mpsc::SyncSender<Stored>,
 ) -> FetchCounts {
     use dsi_progress_logger::ProgressLog;
-    let sem = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    let limiter = Limiter::new(opts.initial_concurrency, opts.concurrency, opts.adaptive);
+    // Memory of the bodies in flight, in KiB: a request holds its blob's cap (the compressed
+    // body) plus its length (the bytes it inflates to) until its result is handed on.
+    let budget = (opts.memory_mb.max(1) << 10).min(tokio::sync::Semaphore::MAX_PERMITS);
+    let memory = Arc::new(tokio::sync::Semaphore::new(budget));
     let mut pl = dsi_progress_logger::concurrent_progress_logger!(
         item_name = "blob",
         display_memory = true,
@@ -221,15 +244,22 @@ async fn run_requests(
     let mut tasks = tokio::task::JoinSet::new();
     let mut counts = FetchCounts::default();
     for &w in todo {
-        let Ok(permit) = sem.clone().acquire_owned().await else {
+        let kib = (body_cap(w.length).saturating_add(w.length) >> 10).max(1);
+        let Ok(held) = memory
+            .clone()
+            .acquire_many_owned(kib.min(budget as u64) as u32)
+            .await
+        else {
             break;
         };
+        let slot = limiter.acquire().await;
+        let limiter = limiter.clone();
         let source = source.clone();
         let opts = opts.clone();
         let tx = tx.clone();
         let mut pl = pl.clone();
         tasks.spawn(async move {
-            let r = fetch_one(&w, &source, &opts).await;
+            let r = fetch_one(&w, &source, &opts, &limiter).await;
             let (status, bytes) = match r.outcome {
                 Outcome::Stored(st, data) => {
                     let n = data.as_ref().map_or(0, |d| d.len() as u64);
@@ -240,7 +270,7 @@ async fn run_requests(
                 Outcome::Failed => (None, 0),
             };
             pl.light_update();
-            drop(permit);
+            drop((slot, held));
             (status, bytes, r.requests, r.refused)
         });
         // Collect finished tasks as we go, so that results never pile up.
@@ -253,6 +283,10 @@ async fn run_requests(
         tally(joined, &mut counts);
     }
     pl.done();
+    let stats = limiter.stats();
+    counts.concurrency_peak = stats.peak as u64;
+    counts.concurrency_end = stats.limit as u64;
+    counts.throttle_cuts = stats.cuts;
     counts
 }
 

@@ -2,7 +2,10 @@
 //! starts with a requested prefix and the origins whose URL a requested slug may have.
 //!
 //! The pass reads `node2type.bin` for every node, `node2swhid.bin` only for revisions and the
-//! URL only for origins, in node order, split into contiguous ranges across threads.
+//! URL only for origins, in node order, split into contiguous ranges across threads. Revision
+//! records are read with positioned reads of whole runs of them (runs less than 64 KiB apart
+//! merged, [`crate::graph::NodeMaps::for_each_hash`]): large sequential requests, and the
+//! stretches of the file without a revision are never read.
 //!
 //! - Revisions: each id is first tested against a bit-vector indexed by the id's leading bits
 //!   (one bit per bucket; a prefix shorter than the bucket width sets a range of bits), and
@@ -122,6 +125,9 @@ pub struct ScanCounts {
     pub origins_found: u64,
     /// Microseconds of the pass itself (files opened, before writing the output).
     pub pass_micros: u64,
+    /// Bytes of `node2swhid.bin` read (runs of revision records; stretches of 64 KiB or
+    /// more without one skipped).
+    pub swhid_bytes_read: u64,
     /// Chunks of the shard(s).
     pub chunks: u64,
     /// Chunks reused from an interrupted run.
@@ -138,6 +144,7 @@ impl Counts for ScanCounts {
         self.candidates += o.candidates;
         self.origins += o.origins;
         self.origins_found += o.origins_found;
+        self.swhid_bytes_read += o.swhid_bytes_read;
         self.pass_micros += o.pass_micros;
         self.chunks += o.chunks;
         self.chunks_reused += o.chunks_reused;
@@ -180,7 +187,7 @@ struct Found {
 }
 
 /// Scans `nodes`; returns the candidates and origins found, in node order.
-fn scan(input: &Input, nodes: Range<usize>) -> Found {
+fn scan(input: &Input, nodes: Range<usize>) -> Result<Found, PhaseError> {
     let started = std::time::Instant::now();
     let n = input.maps.nodes;
     let nodes = nodes.start.min(n)..nodes.end.min(n);
@@ -193,21 +200,32 @@ fn scan(input: &Input, nodes: Range<usize>) -> Found {
     pl.start(format!("Scanning nodes {nodes:?}"));
     let parts: Vec<Found> = (0..nodes.len().div_ceil(CHUNK))
         .into_par_iter()
-        .map_with(pl.clone(), |pl, c| {
-            let mut f = Found::default();
-            let range = nodes.start + c * CHUNK..(nodes.start + (c + 1) * CHUNK).min(nodes.end);
-            f.counts.nodes = range.len() as u64;
-            for node in range.clone() {
-                match input.maps.types.get(node).ok() {
-                    Some(NodeType::Revision) => scan_revision(input, node, &mut f),
-                    Some(NodeType::Origin) => scan_origin(input, node, &mut f),
-                    _ => {}
+        .map_with(
+            (pl.clone(), Vec::new(), Vec::new()),
+            |(pl, types, buf), c| {
+                let mut f = Found::default();
+                let range = nodes.start + c * CHUNK..(nodes.start + (c + 1) * CHUNK).min(nodes.end);
+                input.maps.types_of(range.clone(), types);
+                // Revisions: their records read in runs (the stretches without one skipped).
+                let read = input.maps.for_each_hash(
+                    range.clone(),
+                    types,
+                    NodeType::Revision,
+                    buf,
+                    |node, hash| scan_revision(input, node, hash, &mut f),
+                )?;
+                f.counts.swhid_bytes_read = read;
+                f.counts.nodes = range.len() as u64;
+                for (node, t) in range.clone().zip(types.iter()) {
+                    if *t == Some(NodeType::Origin) {
+                        scan_origin(input, node, &mut f);
+                    }
                 }
-            }
-            pl.update_with_count(range.len());
-            f
-        })
-        .collect();
+                pl.update_with_count(range.len());
+                Ok::<_, PhaseError>(f)
+            },
+        )
+        .collect::<Result<_, _>>()?;
     pl.done();
     let mut total = Found::default();
     for f in parts {
@@ -219,21 +237,18 @@ fn scan(input: &Input, nodes: Range<usize>) -> Found {
     total.counts.origins_found = total.origins.len() as u64;
     total.counts.pass_micros = started.elapsed().as_micros() as u64;
     total.counts.bucket_bits = input.prefixes.bucket_bits() as u64;
-    total
+    Ok(total)
 }
 
-fn scan_revision(input: &Input, node: usize, f: &mut Found) {
+fn scan_revision(input: &Input, node: usize, hash: [u8; 20], f: &mut Found) {
     f.counts.revisions += 1;
-    let Ok(swhid) = input.maps.swhids.get(node) else {
-        return;
-    };
-    if !input.prefixes.maybe(&swhid.hash) {
+    if !input.prefixes.maybe(&hash) {
         return;
     }
     f.counts.bucket_hits += 1;
-    if input.prefixes.matches(&swhid.hash) {
+    if input.prefixes.matches(&hash) {
         f.candidates.push(Candidate {
-            id: Sha1Git(swhid.hash),
+            id: Sha1Git(hash),
             node: node as u64,
         });
     }
@@ -266,7 +281,7 @@ pub fn run(ctx: &Context, input: Input) -> Result<ScanCounts, PhaseError> {
     let k = nodes.len().div_ceil(per_chunk).max(1);
     let (files, mut counts, stats) = ctx.chunks.run(k, &[CANDIDATES, ORIGINS], |i, tmp| {
         let lo = nodes.start + i * per_chunk;
-        let found = scan(&input, lo..(lo + per_chunk).min(nodes.end));
+        let found = scan(&input, lo..(lo + per_chunk).min(nodes.end))?;
         candidates::write(&tmp.join(CANDIDATES), &found.candidates)?;
         candidates::write_origins(&tmp.join(ORIGINS), &found.origins)?;
         Ok(found.counts)

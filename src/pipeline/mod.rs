@@ -86,7 +86,10 @@ pub enum PipelineError {
         count: usize,
     },
     /// A content phase without the export tables.
-    #[error("phase {0} needs `orc = \"<folder of the export tables>\"` in the configuration")]
+    #[error(
+        "phase {0} needs `orc = \"<folder of the export tables>\"` or \
+         `digestmap = \"<folder of SWH's digestmap>\"` in the configuration"
+    )]
     NoOrc(Phase),
 }
 
@@ -195,14 +198,16 @@ impl Pipeline {
     pub fn run_all(&self) -> Result<Vec<PhaseOutcome>, PipelineError> {
         let phases = self.config.phases();
         if phases.len() < Phase::ALL.len() {
-            log::info!("no `orc` in the configuration: resolving only (plan to walk)");
+            log::info!(
+                "no `orc` or `digestmap` in the configuration: resolving only (plan to walk)"
+            );
         }
         phases.into_iter().map(|p| self.step(p)).collect()
     }
 
     /// Runs the phases of the configuration up to `last`, in order.
     pub fn run_until(&self, last: Phase) -> Result<Vec<PhaseOutcome>, PipelineError> {
-        if last.needs_orc() && self.config.orc.is_none() {
+        if last.needs_orc() && !self.config.joins_contents() {
             return Err(PipelineError::NoOrc(last));
         }
         Phase::ALL
@@ -242,7 +247,7 @@ impl Pipeline {
 
     /// Whether every phase upstream of `phase` is current; the first that is not is named.
     pub fn check_upstream(&self, phase: Phase) -> Result<(), PipelineError> {
-        if phase.needs_orc() && self.config.orc.is_none() {
+        if phase.needs_orc() && !self.config.joins_contents() {
             return Err(PipelineError::NoOrc(phase));
         }
         self.check(phase, phase.upstream())

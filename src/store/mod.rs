@@ -1,6 +1,8 @@
 //! Blobs: where they come from ([`source`]), how a body is proven ([`verify`]), and the
-//! durable local store verified bytes are kept in ([`pack`]).
+//! durable local store verified bytes are kept in ([`pack`]); how many requests are in flight
+//! ([`limiter`]).
 
+pub mod limiter;
 pub mod pack;
 pub mod source;
 pub mod verify;

@@ -23,8 +23,11 @@ pub enum Got {
     /// The source answered with something that is not a blob of this size (a FIFO, a device,
     /// a body over the cap): retrying cannot help.
     Refused(String),
-    /// A failure worth retrying (5xx, throttling, reset, timeout).
+    /// A failure worth retrying (5xx, reset, timeout).
     Retry(String),
+    /// The server asks to slow down (503 SlowDown, 429): worth retrying, with fewer
+    /// requests in flight.
+    Throttled(String),
 }
 
 /// A source of gzip blobs.
@@ -76,6 +79,15 @@ impl Source {
         };
         // Retries and timeouts are ours, so that every failure is classified and counted.
         b = b.retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+        // Every body is proven by its own hashes (sha1 and git id): the SDK's checksums and
+        // stall detection would only add work per request; our timeouts bound each attempt.
+        b = b
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
+            .stalled_stream_protection(
+                aws_sdk_s3::config::StalledStreamProtectionConfig::disabled(),
+            );
         if let Some(ep) = &opts.endpoint {
             b = b.endpoint_url(ep).force_path_style(true);
         }
@@ -181,6 +193,8 @@ async fn get_s3(client: &aws_sdk_s3::Client, bucket: &str, key: &str, cap: u64) 
             let status = e.raw().status().as_u16();
             if e.err().is_no_such_key() || status == 404 {
                 Got::Missing
+            } else if status == 503 || status == 429 || e.err().meta().code() == Some("SlowDown") {
+                Got::Throttled(format!("HTTP {status}: {}", e.err()))
             } else {
                 Got::Retry(format!("HTTP {status}: {}", e.err()))
             }

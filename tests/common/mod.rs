@@ -343,3 +343,70 @@ pub fn strategies_agree(cfg: &unearth::config::Config) -> [serde_json::Value; 2]
     };
     [counts(&cfg.workdir), counts(&alt.workdir)]
 }
+
+/// Joins `cfg`'s contents again with each source alone (the ORC tables; the digestmap with
+/// the graph's content properties), in work directories beside its own, and checks them
+/// against the join the first run wrote (which must exist, from both sources): the ORC scan
+/// gives the same file byte for byte; the digestmap alone gives the same contents, lengths
+/// and statuses, without what only the `skipped_content` table holds (SWH's reason and sha1 of
+/// a skipped content). Returns the content counts of
+/// the two single-source runs, ORC first.
+pub fn joins_agree(cfg: &unearth::config::Config) -> [serde_json::Value; 2] {
+    use unearth::artifacts::join;
+    use unearth::model::Phase;
+    assert!(
+        cfg.orc.is_some() && cfg.digestmap.is_some(),
+        "the configuration names both sources"
+    );
+    let ours = cfg.workdir.join("content").join(join::JOIN);
+    let name = cfg.workdir.file_name().unwrap().to_string_lossy();
+    let alone = |orc: bool| {
+        let mut alt = cfg.clone();
+        let which = if orc { "orc" } else { "digestmap" };
+        if orc {
+            alt.digestmap = None;
+        } else {
+            alt.orc = None;
+        }
+        alt.workdir = cfg.workdir.with_file_name(format!("{name}-{which}"));
+        unearth::pipeline::Pipeline::open(alt.clone())
+            .unwrap()
+            .run_until(Phase::Content)
+            .unwrap();
+        alt.workdir
+    };
+    let (orc, map) = (alone(true), alone(false));
+    let orc_join = orc.join("content").join(join::JOIN);
+    assert!(
+        std::fs::read(&ours).unwrap() == std::fs::read(&orc_join).unwrap(),
+        "{} and {} differ",
+        ours.display(),
+        orc_join.display()
+    );
+    let by_orc = join::load(&orc_join).unwrap();
+    let by_map = join::load(&map.join("content").join(join::JOIN)).unwrap();
+    let strip = |m: &join::JoinMap| {
+        let skipped = unearth::model::ContentStatus::Skipped;
+        let mut v: Vec<_> = m
+            .iter()
+            .map(|(id, k)| {
+                (
+                    *id,
+                    k.sha1.filter(|_| k.status != skipped),
+                    k.length,
+                    k.status,
+                )
+            })
+            .collect();
+        v.sort_unstable_by_key(|r| r.0);
+        v
+    };
+    assert!(!by_orc.is_empty(), "the join found no content");
+    assert_eq!(strip(&by_orc), strip(&by_map));
+    assert!(by_map.values().all(|k| k.reason.is_none()));
+    let counts = |w: &Path| {
+        let text = std::fs::read_to_string(w.join("content/manifest.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["counts"].clone()
+    };
+    [counts(&orc), counts(&map)]
+}

@@ -103,6 +103,22 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// Drops the `Connection` header of a response head (the client's connection stays open).
+fn keep_alive(msg: &[u8]) -> Vec<u8> {
+    let Some(end) = msg.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return msg.to_vec();
+    };
+    let head = String::from_utf8_lossy(&msg[..end]);
+    let out: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    let mut bytes = out.join("\r\n").into_bytes();
+    bytes.extend_from_slice(b"\r\n\r\n");
+    bytes.extend_from_slice(&msg[end + 4..]);
+    bytes
+}
+
 /// Replaces or adds `Connection: close` in a request or response head.
 fn close_connection(msg: &[u8]) -> Vec<u8> {
     let Some(end) = msg.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -129,6 +145,9 @@ fn reset(client: TcpStream) {
     drop(client);
 }
 
+/// Serves the requests of one client connection, kept alive between requests as S3 does
+/// (each request still goes to the upstream server on a connection of its own), until the
+/// client closes it or a fault ends it.
 async fn handle(
     mut client: TcpStream,
     upstream: SocketAddr,
@@ -136,10 +155,27 @@ async fn handle(
     rng: Arc<Mutex<rand_chacha::ChaCha8Rng>>,
     counts: Arc<FaultCounts>,
 ) -> std::io::Result<()> {
-    let request = read_head(&mut client).await?;
-    if request.is_empty() {
-        return Ok(());
+    loop {
+        let request = read_head(&mut client).await?;
+        if request.is_empty() {
+            return Ok(());
+        }
+        if !answer(&mut client, &request, upstream, &plan, &rng, &counts).await? {
+            reset(client);
+            return Ok(());
+        }
     }
+}
+
+/// Answers one request; `false` when the connection must be reset (a fault).
+async fn answer(
+    client: &mut TcpStream,
+    request: &[u8],
+    upstream: SocketAddr,
+    plan: &FaultPlan,
+    rng: &Mutex<rand_chacha::ChaCha8Rng>,
+    counts: &FaultCounts,
+) -> std::io::Result<bool> {
     counts.requests.fetch_add(1, Ordering::Relaxed);
     let roll: f64 = rng.lock().expect("rng").random();
     if plan.latency_ms > 0 {
@@ -151,24 +187,22 @@ async fn handle(
         let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
                     <Message>Please reduce your request rate.</Message></Error>";
         let resp = format!(
-            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
+            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         client.write_all(resp.as_bytes()).await?;
-        return client.shutdown().await;
+        return Ok(true);
     }
     edge += plan.reset;
     if roll < edge {
         counts.resets.fetch_add(1, Ordering::Relaxed);
-        reset(client);
-        return Ok(());
+        return Ok(false);
     }
     let mut up = TcpStream::connect(upstream).await?;
-    up.write_all(&close_connection(&request)).await?;
+    up.write_all(&close_connection(request)).await?;
     let mut response = Vec::new();
     up.read_to_end(&mut response).await?;
-    let mut response = close_connection(&response);
+    let mut response = keep_alive(&response);
     let body_start = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -180,8 +214,7 @@ async fn handle(
         counts.truncated.fetch_add(1, Ordering::Relaxed);
         let cut = body_start + (response.len() - body_start) / 2;
         client.write_all(&response[..cut]).await?;
-        reset(client);
-        return Ok(());
+        return Ok(false);
     }
     edge += plan.corrupt;
     if ok && roll < edge && response.len() > body_start {
@@ -190,7 +223,7 @@ async fn handle(
         response[at] ^= 0x5a;
     }
     client.write_all(&response).await?;
-    client.shutdown().await
+    Ok(true)
 }
 
 /// Serves the proxy on `listener`, forwarding to `upstream`, until the task is dropped.

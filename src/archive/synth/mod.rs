@@ -310,6 +310,7 @@ fn generate(root: &Path, o: &SynthOptions, note: &str) -> Result<Manifest, Archi
     report
         .seconds
         .insert("orc".into(), orc_started.elapsed().as_secs_f64());
+    super::digestmap_into(root)?;
     let compress_started = Instant::now();
     let summary = super::compress_into(root)?;
     report
@@ -322,7 +323,8 @@ fn generate(root: &Path, o: &SynthOptions, note: &str) -> Result<Manifest, Archi
     let config = root.join(super::demo::CONFIG);
     std::fs::write(
         &config,
-        "graph = \"graph/graph\"\nmetadata = \"metadata\"\nworkdir = \"work\"\norc = \"orc\"\n\n\
+        "graph = \"graph/graph\"\nmetadata = \"metadata\"\nworkdir = \"work\"\norc = \"orc\"\n\
+         digestmap = \"digestmap\"\n\n\
          [fetch]\nstore = \"file://objects/content\"\n",
     )
     .map_err(|e| ArchiveError::io(&config, e))?;
