@@ -4,10 +4,9 @@
 //! over a sample of every content it holds (warm, 1 thread and all), the rate per core.
 
 use std::path::Path;
-use std::time::Instant;
 
 use super::child::{self, Usage};
-use super::{read_manifest, BenchError};
+use super::BenchError;
 use crate::artifacts::join::JOIN;
 use crate::config::Config;
 use crate::model::{Phase, Sha1Git};
@@ -71,21 +70,14 @@ pub fn sources(
         } else {
             alt.orc = None;
         }
-        let path = dir.join(format!("bench-{source}.toml"));
-        let text = toml::to_string(&alt).map_err(|e| BenchError::Output(e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| BenchError::io(&path, e))?;
-        let arg = path.to_string_lossy().into_owned();
+        let arg = super::save_config(&alt, &dir.join(format!("bench-{source}.toml")))?;
         drop()?;
         let log = child::log_path(dir, &format!("content-{source}"));
         let usage = child::run(exe, &["content", "--config", &arg], &log)?;
-        let pdir = alt.workdir.join(Phase::Content.name());
-        let manifest = read_manifest(&pdir)
-            .map_err(|e| BenchError::Output(e.to_string()))?
-            .ok_or_else(|| BenchError::Output(format!("{} has no manifest", pdir.display())))?;
         out.push(SourceFigures {
             source: source.to_string(),
             usage,
-            counts: manifest.counts,
+            counts: super::phase_counts(&alt, Phase::Content)?,
             identical: read(&join)? == before,
         });
     }
@@ -115,26 +107,15 @@ pub fn lookups(cfg: &Config) -> Result<Vec<LookupFigures>, BenchError> {
     drop(bytes);
     let digests = Digests::open(dir, &cfg.graph, cfg.orc.is_none()).map_err(|e| out(&e))?;
     digests.lookup_all(&ids).map_err(|e| out(&e))?;
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let mut figures = Vec::new();
-    for threads in [1, cores] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| out(&e))?;
-        let t = Instant::now();
-        let found = pool
-            .install(|| digests.lookup_all(&ids))
-            .map_err(|e| out(&e))?;
-        figures.push(LookupFigures {
+    let runs = super::on_one_and_all_cores(|| digests.lookup_all(&ids).map_err(|e| out(&e)))?;
+    let figures = runs
+        .into_iter()
+        .map(|(threads, seconds, found)| LookupFigures {
             threads,
             ids: ids.len() as u64,
             found: found.len() as u64,
-            seconds: t.elapsed().as_secs_f64(),
-        });
-        if cores == 1 {
-            break;
-        }
-    }
+            seconds,
+        })
+        .collect();
     Ok(figures)
 }

@@ -11,12 +11,11 @@
 //! requested names, on one thread and on all, so that the rate per core and its scaling show.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::child::{self, Usage};
-use super::{read_manifest, BenchError};
+use super::BenchError;
 use crate::artifacts::bits::Bits;
 use crate::artifacts::flat::FlatWriter;
 use crate::config::Config;
@@ -90,25 +89,18 @@ pub fn other_strategy(
     let mut alt = cfg.clone();
     alt.options.strategy = cfg.options.strategy.other();
     let name = alt.options.strategy.name();
-    let path = dir.join(format!("bench-{name}.toml"));
-    let text = toml::to_string(&alt).map_err(|e| BenchError::Output(e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| BenchError::io(&path, e))?;
-    let arg = path.to_string_lossy().into_owned();
+    let arg = super::save_config(&alt, &dir.join(format!("bench-{name}.toml")))?;
     let mut usage = Vec::new();
     for phase in [Phase::Reach, Phase::Labels, Phase::Walk] {
         drop()?;
         let log = child::log_path(dir, &format!("{}-{name}", phase.name()));
         usage.push(child::run(exe, &[phase.name(), "--config", &arg], &log)?);
     }
-    let pdir = alt.workdir.join(Phase::Labels.name());
-    let manifest = read_manifest(&pdir)
-        .map_err(|e| BenchError::Output(e.to_string()))?
-        .ok_or_else(|| BenchError::Output(format!("{} has no manifest", pdir.display())))?;
     Ok(StrategyFigures {
         strategy: name.to_string(),
         reach: usage[0].clone(),
         labels: usage[1].clone(),
-        counts: manifest.counts,
+        counts: super::phase_counts(&alt, Phase::Labels)?,
         identical: resolved_hash(&alt.workdir)? == before,
     })
 }
@@ -124,33 +116,26 @@ pub fn full_decode(cfg: &Config, scratch: &Path) -> Result<Vec<DecodeFigures>, B
     // Warm the page cache, and time a raw read from it.
     let raw_seconds =
         super::raw_read("labels file, warm", &[labels.path().to_path_buf()], false)?.seconds;
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let mut figures = Vec::new();
     let path = scratch.join("full-decode.flat");
-    for threads in [1, cores] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| out(&e))?;
-        let t = Instant::now();
-        let counts = pool.install(|| {
+    let runs = super::on_one_and_all_cores(|| {
+        let decode = || {
             let mut w = FlatWriter::create(&path)?;
             let c = pass(&labels, &all, 0..n, &wanted, (0, 0.0), &mut w)?;
             w.finish()?;
             Ok::<_, crate::phases::PhaseError>(c)
-        });
-        let counts = counts.map_err(|e| out(&e))?;
-        figures.push(DecodeFigures {
+        };
+        decode().map_err(|e| out(&e))
+    })?;
+    let figures = runs
+        .into_iter()
+        .map(|(threads, seconds, counts)| DecodeFigures {
             threads,
-            seconds: t.elapsed().as_secs_f64(),
+            seconds,
             bytes: labels.len(),
             arcs: counts.arcs,
             raw_seconds,
-        });
-        if cores == 1 {
-            break;
-        }
-    }
+        })
+        .collect();
     std::fs::remove_file(&path).map_err(|e| BenchError::io(&path, e))?;
     Ok(figures)
 }

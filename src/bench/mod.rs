@@ -131,6 +131,45 @@ pub fn bench_dir(config: &Config) -> Result<PathBuf, BenchError> {
     Ok(dir)
 }
 
+/// Saves `cfg` as TOML at `path` (its paths are absolute, so the copy reads the same files);
+/// returns the path as the `--config` argument of a phase's process.
+fn save_config(cfg: &Config, path: &Path) -> Result<String, BenchError> {
+    let text = toml::to_string(cfg).map_err(|e| BenchError::Output(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| BenchError::io(path, e))?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
+/// The counts `phase` recorded in its manifest in `cfg`'s work directory.
+fn phase_counts(cfg: &Config, phase: Phase) -> Result<crate::model::CountMap, BenchError> {
+    let pdir = cfg.workdir.join(phase.name());
+    let manifest = read_manifest(&pdir)
+        .map_err(|e| BenchError::Output(e.to_string()))?
+        .ok_or_else(|| BenchError::Output(format!("{} has no manifest", pdir.display())))?;
+    Ok(manifest.counts)
+}
+
+/// Runs `work` on a rayon pool of 1 thread and of one per core (once when there is one core),
+/// timing each: `(threads, seconds, result)`.
+fn on_one_and_all_cores<T>(
+    work: impl Fn() -> Result<T, BenchError> + Sync,
+) -> Result<Vec<(usize, f64, T)>, BenchError>
+where
+    T: Send,
+{
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let mut out = Vec::new();
+    for threads in if cores == 1 { vec![1] } else { vec![1, cores] } {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| BenchError::Output(e.to_string()))?;
+        let t = Instant::now();
+        let r = pool.install(&work)?;
+        out.push((threads, t.elapsed().as_secs_f64(), r));
+    }
+    Ok(out)
+}
+
 /// Reads `files` once (after emptying the cache of them when `cold`, else after a first
 /// read that warms it) and times it.
 pub fn raw_read(what: &str, files: &[PathBuf], cold: bool) -> Result<Baseline, BenchError> {
@@ -290,10 +329,7 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
     let dir = bench_dir(config)?;
     cfg.workdir = dir.join("work");
     // Paths in a loaded configuration are absolute, so the copy reads the same files.
-    let cfg_path = dir.join(BENCH_CONFIG);
-    let text = toml::to_string(&cfg).map_err(|e| BenchError::Output(e.to_string()))?;
-    std::fs::write(&cfg_path, text).map_err(|e| BenchError::io(&cfg_path, e))?;
-    let cfg_arg = cfg_path.to_string_lossy().into_owned();
+    let cfg_arg = save_config(&cfg, &dir.join(BENCH_CONFIG))?;
     let roots = inputs(&cfg);
     let drop = || -> Result<(), BenchError> {
         if opts.cold {
@@ -308,15 +344,12 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
         drop()?;
         let log = child::log_path(&dir, phase.name());
         let usage = child::run(&exe, &[phase.name(), "--config", &cfg_arg], &log)?;
-        let pdir = cfg.workdir.join(phase.name());
-        let manifest = read_manifest(&pdir)
-            .map_err(|e| BenchError::Output(e.to_string()))?
-            .ok_or_else(|| BenchError::Output(format!("{} has no manifest", pdir.display())))?;
-        let (pass_seconds, pass_bytes, pass_baseline) = pass(phase, &manifest.counts, &base);
+        let counts = phase_counts(&cfg, phase)?;
+        let (pass_seconds, pass_bytes, pass_baseline) = pass(phase, &counts, &base);
         phases.push(PhaseFigures {
             phase: phase.name().to_string(),
             usage,
-            counts: manifest.counts,
+            counts,
             pass_seconds,
             pass_bytes,
             pass_baseline,
@@ -325,15 +358,13 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
     // Before the other label strategy reruns the phases upstream of the join with another
     // configuration (after it, the join's own would be stale).
     let content_ran = phases.iter().any(|p| p.phase == Phase::Content.name());
-    let joins = if content_ran {
-        joins::sources(&exe, &dir, &cfg, &drop)?
+    let (joins, lookups) = if content_ran {
+        (
+            joins::sources(&exe, &dir, &cfg, &drop)?,
+            joins::lookups(&cfg)?,
+        )
     } else {
-        Vec::new()
-    };
-    let lookups = if content_ran {
-        joins::lookups(&cfg)?
-    } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let labels_ran = phases.iter().any(|p| p.phase == Phase::Labels.name());
     let strategies = if labels_ran {

@@ -196,7 +196,7 @@ pub struct NodeMaps {
 const SWHID_RECORD: u64 = 22;
 /// Gap between two runs of needed records below which one read covers both: one request of
 /// a few pages more costs less than two.
-const HINT_GAP: u64 = 64 << 10;
+const RUN_GAP: u64 = 64 << 10;
 /// Bytes of `node2swhid.bin` read at once at most: large enough for the disk, small enough
 /// that the kernel's read-ahead of the next stretch overlaps the work on this one.
 pub const MAX_RUN: usize = 4 << 20;
@@ -241,7 +241,7 @@ impl NodeMaps {
     ) -> Result<u64, GraphError> {
         use std::os::unix::fs::FileExt;
         let record = SWHID_RECORD as usize;
-        let gap = HINT_GAP as usize / record;
+        let gap = RUN_GAP as usize / record;
         let most = MAX_RUN / record;
         let is_kind = |n: usize| types.get(n - nodes.start) == Some(&Some(kind));
         let end = nodes.end.min(nodes.start + types.len());

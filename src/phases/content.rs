@@ -58,20 +58,15 @@ pub enum ContentError {
     NoSource,
 }
 
-/// The ORC files of `table` under `orc_dir`, sorted.
-pub fn table_files(orc_dir: &Path, table: &str) -> Vec<PathBuf> {
-    orc::table_files(orc_dir, table)
-}
-
 /// Every ORC file of `content` then `skipped_content` under `orc_dir`, with whether it is
 /// of the skipped table: the list shards split.
 pub fn all_files(orc_dir: &Path) -> Vec<(PathBuf, bool)> {
-    let mut files: Vec<(PathBuf, bool)> = table_files(orc_dir, "content")
+    let mut files: Vec<(PathBuf, bool)> = orc::table_files(orc_dir, "content")
         .into_iter()
         .map(|f| (f, false))
         .collect();
     files.extend(
-        table_files(orc_dir, "skipped_content")
+        orc::table_files(orc_dir, "skipped_content")
             .into_iter()
             .map(|f| (f, true)),
     );
@@ -335,11 +330,11 @@ fn source_files(config: &Config) -> Result<Vec<(PathBuf, bool)>, ContentError> {
     match (&config.orc, &config.digestmap) {
         (None, None) => Err(ContentError::NoSource),
         (None, Some(_)) => Ok(Vec::new()),
-        (Some(orc), Some(_)) => Ok(table_files(orc, "skipped_content")
+        (Some(dir), Some(_)) => Ok(orc::table_files(dir, "skipped_content")
             .into_iter()
             .map(|f| (f, true))
             .collect()),
-        (Some(orc), None) => Ok(all_files(orc)),
+        (Some(dir), None) => Ok(all_files(dir)),
     }
 }
 
@@ -392,8 +387,14 @@ impl super::Step for Step {
             ),
             None => (Vec::new(), None),
         };
+        // The set the ORC scan tests rows against; no files, no scan (digestmap alone).
+        let needed = if files.is_empty() {
+            HashSet::default()
+        } else {
+            sorted.into_iter().collect()
+        };
         let input = Input {
-            needed: sorted.into_iter().collect(),
+            needed,
             lookups,
             digests,
             files,

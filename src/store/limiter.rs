@@ -38,7 +38,10 @@ struct State {
     /// The lowest latency seen: the round trip without queueing.
     base: Option<Duration>,
     last_cut: Option<Instant>,
-    stats: LimiterStats,
+    /// The highest limit reached.
+    peak: usize,
+    /// Times the limit was halved.
+    cuts: u64,
 }
 
 /// The request limiter of one fetch.
@@ -88,11 +91,8 @@ impl Limiter {
                 slow_start: true,
                 base: None,
                 last_cut: None,
-                stats: LimiterStats {
-                    limit: start,
-                    peak: start,
-                    cuts: 0,
-                },
+                peak: start,
+                cuts: 0,
             }),
             max,
             step: (max / 64).max(1),
@@ -121,7 +121,7 @@ impl Limiter {
             return;
         }
         st.limit += by;
-        st.stats.peak = st.stats.peak.max(st.limit);
+        st.peak = st.peak.max(st.limit);
         let pay = by.min(st.debt);
         st.debt -= pay;
         self.slots.add_permits(by - pay);
@@ -168,7 +168,7 @@ impl Limiter {
         st.slow_start = false;
         st.acked = 0;
         st.last_cut = Some(Instant::now());
-        st.stats.cuts += 1;
+        st.cuts += 1;
     }
 
     /// The limit now.
@@ -181,7 +181,8 @@ impl Limiter {
         let st = self.lock();
         LimiterStats {
             limit: st.limit,
-            ..st.stats
+            peak: st.peak,
+            cuts: st.cuts,
         }
     }
 }

@@ -103,24 +103,10 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// Drops the `Connection` header of a response head (the client's connection stays open).
-fn keep_alive(msg: &[u8]) -> Vec<u8> {
-    let Some(end) = msg.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return msg.to_vec();
-    };
-    let head = String::from_utf8_lossy(&msg[..end]);
-    let out: Vec<&str> = head
-        .split("\r\n")
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .collect();
-    let mut bytes = out.join("\r\n").into_bytes();
-    bytes.extend_from_slice(b"\r\n\r\n");
-    bytes.extend_from_slice(&msg[end + 4..]);
-    bytes
-}
-
-/// Replaces or adds `Connection: close` in a request or response head.
-fn close_connection(msg: &[u8]) -> Vec<u8> {
+/// `msg` with the `Connection` header of its head removed and, when `value` is given, set to
+/// it (`close` for the upstream request; none in the response, whose client connection stays
+/// open).
+fn with_connection(msg: &[u8], value: Option<&str>) -> Vec<u8> {
     let Some(end) = msg.windows(4).position(|w| w == b"\r\n\r\n") else {
         return msg.to_vec();
     };
@@ -130,7 +116,7 @@ fn close_connection(msg: &[u8]) -> Vec<u8> {
         .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
         .map(str::to_string)
         .collect();
-    out.push("Connection: close".into());
+    out.extend(value.map(|v| format!("Connection: {v}")));
     let mut bytes = out.join("\r\n").into_bytes();
     bytes.extend_from_slice(b"\r\n\r\n");
     bytes.extend_from_slice(&msg[end + 4..]);
@@ -199,10 +185,11 @@ async fn answer(
         return Ok(false);
     }
     let mut up = TcpStream::connect(upstream).await?;
-    up.write_all(&close_connection(request)).await?;
+    up.write_all(&with_connection(request, Some("close")))
+        .await?;
     let mut response = Vec::new();
     up.read_to_end(&mut response).await?;
-    let mut response = keep_alive(&response);
+    let mut response = with_connection(&response, None);
     let body_start = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
