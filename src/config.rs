@@ -477,6 +477,18 @@ impl Config {
         {
             return fail("fetch.store", format!("{:?} names no bucket", f.store));
         }
+        if let Some(ep) = &f.endpoint {
+            let host = ep
+                .strip_prefix("http://")
+                .or_else(|| ep.strip_prefix("https://"))
+                .map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+            if host.is_none_or(|h| h.is_empty() || h.starts_with(':')) {
+                return fail(
+                    "fetch.endpoint",
+                    format!("{ep:?} must be an http:// or https:// URL with a host"),
+                );
+            }
+        }
         at_least_one("fetch.concurrency", f.concurrency as u64)?;
         at_most("fetch.concurrency", f.concurrency as u64, 100_000)?;
         at_least_one("fetch.initial_concurrency", f.initial_concurrency as u64)?;
@@ -610,6 +622,9 @@ mod tests {
             ("[fetch]\ntimeout_secs = -1.0", "fetch.timeout_secs"),
             ("[fetch]\ntimeout_secs = nan", "fetch.timeout_secs"),
             ("[fetch]\nstore = \"http://x\"", "fetch.store"),
+            ("[fetch]\nendpoint = \"\"", "fetch.endpoint"),
+            ("[fetch]\nendpoint = \"127.0.0.1:9000\"", "fetch.endpoint"),
+            ("[fetch]\nendpoint = \"http://:9000\"", "fetch.endpoint"),
             (
                 "[options]\nlabel_dense_fraction = 1.5",
                 "options.label_dense_fraction",

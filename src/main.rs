@@ -64,6 +64,17 @@ struct ConfigArg {
     /// The run's TOML configuration (see configs/).
     #[arg(long)]
     config: PathBuf,
+    /// Override a configuration value for this command: KEY=VALUE, KEY dotted
+    /// (`fetch.endpoint=http://127.0.0.1:9000`). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+impl ConfigArg {
+    /// The configuration with its overrides applied, checked.
+    fn load(&self) -> Result<Config> {
+        Ok(Config::load_with(&self.config, &self.overrides)?)
+    }
 }
 
 #[derive(Args)]
@@ -391,7 +402,7 @@ fn archive_command(out: &mut impl Write, cmd: ArchiveCommand) -> Result<()> {
 
 fn phase_command(out: &mut impl Write, cmd: PhaseCommand) -> Result<()> {
     let a = cmd.args;
-    let p = Pipeline::open(Config::load(&a.config.config)?)?.retry_missing(a.retry_missing);
+    let p = Pipeline::open(a.config.load()?)?.retry_missing(a.retry_missing);
     let outcome = match (a.shard, a.merge) {
         (Some(shard), _) => p.run_shard(cmd.phase, shard)?,
         (None, true) => p.merge(cmd.phase)?,
@@ -400,8 +411,16 @@ fn phase_command(out: &mut impl Write, cmd: PhaseCommand) -> Result<()> {
     report(out, &[outcome], &p)
 }
 
-fn slurm_submit(out: &mut impl Write, config: &Path, dry_run: bool) -> Result<()> {
-    let cfg = Config::load(config)?;
+fn slurm_submit(out: &mut impl Write, config: &ConfigArg, dry_run: bool) -> Result<()> {
+    // The jobs read the file again: an override here would not reach them.
+    if let Some(o) = config.overrides.first() {
+        anyhow::bail!(
+            "--set {o}: the Slurm jobs read {} themselves; write the value into it",
+            config.config.display()
+        );
+    }
+    let cfg = config.load()?;
+    let config = &config.config;
     // Refuse a work directory of another graph before anything is queued (a dry run only
     // prints, and works before the graph is in place).
     if !dry_run {
@@ -492,8 +511,8 @@ fn bench(out: &mut impl Write, a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn verify(out: &mut impl Write, config: &Path, sample: usize, seed: u64) -> Result<()> {
-    let cfg = Config::load(config)?;
+fn verify(out: &mut impl Write, config: &ConfigArg, sample: usize, seed: u64) -> Result<()> {
+    let cfg = config.load()?;
     let p = Pipeline::open(cfg.clone())?;
     p.check_done(Phase::Walk)?;
     let dir = p.workdir().phase_dir(Phase::Walk.name());
@@ -520,7 +539,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Archive(cmd) => archive_command(&mut out, cmd),
         Command::Run(a) => {
-            let p = Pipeline::open(Config::load(&a.config.config)?)?.retry_missing(a.retry_missing);
+            let p = Pipeline::open(a.config.load()?)?.retry_missing(a.retry_missing);
             let outcomes = match a.until {
                 Some(last) => p.run_until(last)?,
                 None => p.run_all()?,
@@ -529,7 +548,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Phase(cmd) => phase_command(&mut out, cmd),
         Command::Slurm(SlurmCommand::Submit { config, dry_run }) => {
-            slurm_submit(&mut out, &config.config, dry_run)
+            slurm_submit(&mut out, &config, dry_run)
         }
         Command::Status { workdir } => status(&mut out, &workdir),
         Command::Bench(a) => bench(&mut out, a),
@@ -537,7 +556,7 @@ fn run(cli: Cli) -> Result<()> {
             config,
             sample,
             seed,
-        } => verify(&mut out, &config.config, sample, seed),
+        } => verify(&mut out, &config, sample, seed),
     }
 }
 

@@ -251,6 +251,7 @@ fn s3_fetch_through_faults_exports_exact_bytes() {
         reset: 0.1,
         truncate: 0.1,
         corrupt: 0.1,
+        ..FaultPlan::latency(5)
     };
     let (_rt, proxy, counts) = start_proxy(server.addr, plan);
     let cfg = write_config(

@@ -59,7 +59,7 @@ fn readme_demo_commands_run_as_written() {
         report.contains("Projection to the full archive"),
         "{report}"
     );
-    for png in ["time.png", "memory.png"] {
+    for png in ["time.png", "memory.png", "strategies.png"] {
         let bytes = std::fs::read(tmp.path().join("bench-report").join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");
     }

@@ -428,6 +428,7 @@ pub fn report(archives: &[ArchiveFigures], out: Option<&Path>) -> Result<String,
         for m in &plot::MEASURES {
             plot::draw(archives, m, dir)?;
         }
+        plot::strategies(archives, dir)?;
         let path = dir.join("report.md");
         crate::artifacts::write_atomically(&path, s.as_bytes())
             .map_err(|e| BenchError::io(&path, e))?;

@@ -143,3 +143,118 @@ pub fn draw(archives: &[ArchiveFigures], m: &Measure, dir: &Path) -> Result<(), 
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// One archive's label pass under both strategies: (share of the reachable directories the
+/// requested paths enter, levels pass / raw read, single pass / raw read).
+type StrategyPoint = (f64, f64, f64);
+
+fn strategy_point(a: &ArchiveFigures) -> Option<StrategyPoint> {
+    let raw = a.baseline("graph-labelled.labels")?.seconds.max(1e-9);
+    let labels = a.phase("labels")?;
+    let other = a.strategies.first()?;
+    let configured = |k: &str| labels.count(k);
+    let alternative = |k: &str| other.counts.get(k).copied().unwrap_or(0);
+    type Count<'a> = &'a dyn Fn(&str) -> u64;
+    let (levels, single): (Count, Count) = match (a.strategy.as_str(), other.strategy.as_str()) {
+        ("levels", "single-pass") => (&configured, &alternative),
+        ("single-pass", "levels") => (&alternative, &configured),
+        _ => return None,
+    };
+    let reachable = single("directories");
+    if reachable == 0 {
+        return None;
+    }
+    let time = |c: Count| c("pass_micros") as f64 / 1e6 / raw;
+    Some((
+        levels("directories") as f64 / reachable as f64,
+        time(levels),
+        time(single),
+    ))
+}
+
+/// Draws the label pass of both strategies against request density (the share of reachable
+/// directories the requested paths enter), one line per strategy and archive size, as a
+/// ratio to a raw read of the labels file, into `dir/strategies.png`; nothing when no
+/// archive compared the strategies.
+pub fn strategies(archives: &[ArchiveFigures], dir: &Path) -> Result<(), BenchError> {
+    let mut by_size: std::collections::BTreeMap<u64, Vec<StrategyPoint>> = Default::default();
+    for a in archives {
+        if let Some(p) = strategy_point(a) {
+            by_size.entry(a.nodes).or_default().push(p);
+        }
+    }
+    let all: Vec<StrategyPoint> = by_size.values().flatten().copied().collect();
+    if all.is_empty() || all.iter().any(|p| !(p.0 > 0.0 && p.1 > 0.0 && p.2 > 0.0)) {
+        return Ok(());
+    }
+    font()?;
+    let fold = |f: fn(&StrategyPoint) -> f64| {
+        all.iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), p| (lo.min(f(p)), hi.max(f(p))))
+    };
+    let (x0, x1) = fold(|p| p.0);
+    let (y0, y1) = {
+        let (a, b) = fold(|p| p.1);
+        let (c, d) = fold(|p| p.2);
+        (a.min(c), b.max(d))
+    };
+    let path = dir.join("strategies.png");
+    let root = BitMapBackend::new(&path, (1100, 750)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "unearth: label pass by strategy and request density",
+            ("sans-serif", 26),
+        )
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(
+            (x0 / 2.0..(x1 * 2.0).min(1.0).max(x0)).log_scale(),
+            (y0 / 2.0..y1 * 2.0).log_scale(),
+        )
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("share of reachable directories on requested paths")
+        .y_desc("pass time / raw read of the labels file")
+        .x_labels(10)
+        .x_label_formatter(&|x| format!("{x:.3}"))
+        .y_label_formatter(&|y| format!("{y:.2}"))
+        .draw()
+        .map_err(err)?;
+    let mut i = 0;
+    for (nodes, points) in &mut by_size {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (name, value) in [
+            (
+                "levels",
+                (|p: &(f64, f64, f64)| p.1) as fn(&(f64, f64, f64)) -> f64,
+            ),
+            ("single-pass", |p| p.2),
+        ] {
+            let color = Palette99::pick(i).to_rgba();
+            i += 1;
+            let series: Vec<(f64, f64)> = points.iter().map(|p| (p.0, value(p))).collect();
+            chart
+                .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("{name}, {nodes:.1e} nodes", nodes = *nodes as f64))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(series.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(err)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

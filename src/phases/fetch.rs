@@ -70,6 +70,9 @@ pub struct FetchCounts {
     pub concurrency_peak: u64,
     /// The limit at the end of the run (the largest over shards).
     pub concurrency_end: u64,
+    /// The lowest limit throttling pushed it to (the largest over shards); the end against
+    /// it shows whether the rate recovered.
+    pub concurrency_low: u64,
     /// Times throttling halved the limit.
     pub throttle_cuts: u64,
     /// Wanted blobs per final status.
@@ -89,6 +92,7 @@ impl Counts for FetchCounts {
         self.failed += o.failed;
         self.concurrency_peak = self.concurrency_peak.max(o.concurrency_peak);
         self.concurrency_end = self.concurrency_end.max(o.concurrency_end);
+        self.concurrency_low = self.concurrency_low.max(o.concurrency_low);
         self.throttle_cuts += o.throttle_cuts;
         self.status.merge(&o.status);
     }
@@ -286,6 +290,7 @@ async fn run_requests(
     let stats = limiter.stats();
     counts.concurrency_peak = stats.peak as u64;
     counts.concurrency_end = stats.limit as u64;
+    counts.concurrency_low = stats.low as u64;
     counts.throttle_cuts = stats.cuts;
     counts
 }

@@ -26,6 +26,9 @@ pub struct LimiterStats {
     pub peak: usize,
     /// Times the limit was halved.
     pub cuts: u64,
+    /// The lowest limit after the first halving (the limit at the end when never halved):
+    /// how far throttling pushed it down, against which `limit` shows the recovery.
+    pub low: usize,
 }
 
 struct State {
@@ -42,6 +45,8 @@ struct State {
     peak: usize,
     /// Times the limit was halved.
     cuts: u64,
+    /// The lowest limit after the first halving.
+    low: Option<usize>,
 }
 
 /// The request limiter of one fetch.
@@ -93,6 +98,7 @@ impl Limiter {
                 last_cut: None,
                 peak: start,
                 cuts: 0,
+                low: None,
             }),
             max,
             step: (max / 64).max(1),
@@ -169,6 +175,7 @@ impl Limiter {
         st.acked = 0;
         st.last_cut = Some(Instant::now());
         st.cuts += 1;
+        st.low = Some(st.low.map_or(new, |l| l.min(new)));
     }
 
     /// The limit now.
@@ -183,6 +190,7 @@ impl Limiter {
             limit: st.limit,
             peak: st.peak,
             cuts: st.cuts,
+            low: st.low.unwrap_or(st.limit),
         }
     }
 }

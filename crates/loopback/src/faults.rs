@@ -2,14 +2,16 @@
 //!
 //! It sits between unearth and a real S3 server (s3s-fs) and, per request, from a seeded
 //! random sequence: adds latency, answers `503 SlowDown`, resets the connection, truncates
-//! the body, or flips one byte of it. Every request is forwarded on its own upstream
-//! connection and answered with `Connection: close`, which keeps the proxy a few dozen lines
-//! of plain HTTP/1.1. Counters tell a test which faults really happened.
+//! the body, or flips one byte of it. S3's own throttling is modelled too: beyond a request
+//! rate (S3 serves ~5,500 GET/s per prefix) and during periodic bursts (a prefix being
+//! repartitioned), every request is answered `503 SlowDown`. Every request is forwarded on
+//! its own upstream connection, which keeps the proxy a few dozen lines of plain HTTP/1.1.
+//! Counters tell a test which faults really happened.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +32,14 @@ pub struct FaultPlan {
     pub truncate: f64,
     /// Share of bodies with one byte flipped.
     pub corrupt: f64,
+    /// Requests per second served at most (a token bucket holding one second of them);
+    /// beyond, `503 SlowDown`. 0: no cap.
+    pub max_rate: f64,
+    /// Every `burst_every_ms`, for `burst_ms`, every request is answered `503 SlowDown`
+    /// (the first burst starts one period after the proxy). 0: no bursts.
+    pub burst_every_ms: u64,
+    /// Length of a burst, milliseconds.
+    pub burst_ms: u64,
 }
 
 impl FaultPlan {
@@ -42,7 +52,48 @@ impl FaultPlan {
             reset: 0.0,
             truncate: 0.0,
             corrupt: 0.0,
+            max_rate: 0.0,
+            burst_every_ms: 0,
+            burst_ms: 0,
         }
+    }
+}
+
+/// S3-like throttling: a rate cap and periodic bursts, shared by every connection.
+struct Throttle {
+    start: Instant,
+    /// (tokens, when last refilled) of the rate cap.
+    bucket: Mutex<(f64, Instant)>,
+}
+
+impl Throttle {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            start: now,
+            bucket: Mutex::new((0.0, now)),
+        }
+    }
+
+    /// Whether a request arriving now must be throttled under `plan`.
+    fn refuses(&self, plan: &FaultPlan) -> bool {
+        if plan.burst_every_ms > 0 && plan.burst_ms > 0 {
+            let ms = self.start.elapsed().as_millis() as u64;
+            if ms >= plan.burst_every_ms && ms % plan.burst_every_ms < plan.burst_ms {
+                return true;
+            }
+        }
+        if plan.max_rate > 0.0 {
+            let mut b = self.bucket.lock().expect("bucket");
+            let now = Instant::now();
+            let refill = now.duration_since(b.1).as_secs_f64() * plan.max_rate;
+            *b = ((b.0 + refill).min(plan.max_rate), now);
+            if b.0 < 1.0 {
+                return true;
+            }
+            b.0 -= 1.0;
+        }
+        false
     }
 }
 
@@ -139,6 +190,7 @@ async fn handle(
     upstream: SocketAddr,
     plan: FaultPlan,
     rng: Arc<Mutex<rand_chacha::ChaCha8Rng>>,
+    throttle: Arc<Throttle>,
     counts: Arc<FaultCounts>,
 ) -> std::io::Result<()> {
     loop {
@@ -146,11 +198,25 @@ async fn handle(
         if request.is_empty() {
             return Ok(());
         }
-        if !answer(&mut client, &request, upstream, &plan, &rng, &counts).await? {
+        let faults = Faults {
+            plan: &plan,
+            rng: &rng,
+            throttle: &throttle,
+            counts: &counts,
+        };
+        if !answer(&mut client, &request, upstream, &faults).await? {
             reset(client);
             return Ok(());
         }
     }
+}
+
+/// What decides the faults, shared by every connection.
+struct Faults<'a> {
+    plan: &'a FaultPlan,
+    rng: &'a Mutex<rand_chacha::ChaCha8Rng>,
+    throttle: &'a Throttle,
+    counts: &'a FaultCounts,
 }
 
 /// Answers one request; `false` when the connection must be reset (a fault).
@@ -158,17 +224,18 @@ async fn answer(
     client: &mut TcpStream,
     request: &[u8],
     upstream: SocketAddr,
-    plan: &FaultPlan,
-    rng: &Mutex<rand_chacha::ChaCha8Rng>,
-    counts: &FaultCounts,
+    f: &Faults<'_>,
 ) -> std::io::Result<bool> {
+    let (plan, counts) = (f.plan, f.counts);
     counts.requests.fetch_add(1, Ordering::Relaxed);
-    let roll: f64 = rng.lock().expect("rng").random();
+    let roll: f64 = f.rng.lock().expect("rng").random();
+    // Throttling is decided on arrival, as S3 counts requests when they reach it.
+    let throttled = f.throttle.refuses(plan);
     if plan.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;
     }
     let mut edge = plan.slowdown;
-    if roll < edge {
+    if throttled || roll < edge {
         counts.slowdowns.fetch_add(1, Ordering::Relaxed);
         let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
                     <Message>Please reduce your request rate.</Message></Error>";
@@ -223,13 +290,15 @@ pub async fn serve(
     let rng = Arc::new(Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(
         plan.seed,
     )));
+    let throttle = Arc::new(Throttle::new());
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
         let (plan, rng, counts) = (plan.clone(), rng.clone(), counts.clone());
+        let throttle = throttle.clone();
         tokio::spawn(async move {
-            let _ = handle(client, upstream, plan, rng, counts).await;
+            let _ = handle(client, upstream, plan, rng, throttle, counts).await;
         });
     }
 }

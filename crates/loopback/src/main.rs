@@ -30,6 +30,15 @@ struct Args {
     /// Share of connections reset.
     #[arg(long, default_value_t = 0.0)]
     reset: f64,
+    /// Requests per second served at most; beyond, 503 SlowDown (0: no cap).
+    #[arg(long, default_value_t = 0.0)]
+    max_rate: f64,
+    /// Every this many milliseconds, a burst of 503 SlowDown to every request (0: none).
+    #[arg(long, default_value_t = 0)]
+    burst_every_ms: u64,
+    /// Length of a burst, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    burst_ms: u64,
     /// Seed of the fault sequence.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -70,12 +79,22 @@ fn main() -> Result<(), String> {
         reset: args.reset,
         truncate: 0.0,
         corrupt: 0.0,
+        max_rate: args.max_rate,
+        burst_every_ms: args.burst_every_ms,
+        burst_ms: args.burst_ms,
     };
-    runtime.block_on(unearth_loopback::serve(
-        listener,
-        server.addr,
-        plan,
-        Arc::new(FaultCounts::default()),
-    ));
+    // Until SIGTERM or SIGINT; returning drops the server, which stops s3s-fs with us.
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| e.to_string())?;
+        tokio::select! {
+            _ = unearth_loopback::serve(listener, server.addr, plan, Arc::new(FaultCounts::default())) => {}
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok::<(), String>(())
+    })?;
+    drop(server);
+    std::fs::remove_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
     Ok(())
 }
