@@ -321,7 +321,9 @@ impl SlurmOptions {
 pub struct Config {
     /// Basename of the compressed graph (`.../graph` for `.../graph.graph`).
     pub graph: PathBuf,
-    /// Metadata input: one Parquet file, a folder of `part_*.parquet`, or a glob.
+    /// Metadata input: one Parquet file, a folder of `part_*.parquet`, or a glob. Needed by
+    /// `run` and its phases, not by `evolve`.
+    #[serde(default)]
     pub metadata: PathBuf,
     /// Work directory: checkpoints of each phase and the outputs.
     pub workdir: PathBuf,
@@ -348,6 +350,90 @@ pub struct Config {
     /// Slurm resources per phase.
     #[serde(default)]
     pub slurm: SlurmOptions,
+    /// `unearth evolve`: release-to-release pairs.
+    #[serde(default)]
+    pub evolve: EvolveOptions,
+}
+
+/// One repository of `unearth evolve`, with its own filters and depth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvolveRepo {
+    /// Its slug (`psf/requests`), tried through `options.url_templates`.
+    pub name: String,
+    /// Globs of paths to keep (all when empty); replaces `[evolve] include`.
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    /// Globs of paths to leave out; replaces `[evolve] exclude`.
+    #[serde(default)]
+    pub exclude: Option<Vec<String>>,
+    /// Newest versions taken; replaces `[evolve] max_versions`.
+    #[serde(default)]
+    pub max_versions: Option<usize>,
+}
+
+/// An output format of `unearth evolve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvolveFormat {
+    /// `pairs.jsonl.gz`: one JSON record per pair.
+    Jsonl,
+    /// `chat.jsonl.gz`: `messages` (system, user = codebase, assistant = diff).
+    Chat,
+    /// `pairs.parquet`.
+    Parquet,
+}
+
+/// The `[evolve]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvolveOptions {
+    /// The repositories.
+    pub repos: Vec<EvolveRepo>,
+    /// Globs of paths to keep (all when empty).
+    pub include: Vec<String>,
+    /// Globs of paths to leave out.
+    pub exclude: Vec<String>,
+    /// Newest versions of each repository taken (their consecutive pairs).
+    pub max_versions: usize,
+    /// Files larger than this are listed, not inlined or diffed, bytes.
+    pub max_file_size: u64,
+    /// Bytes of file text in one codebase at most; files beyond are listed, not inlined.
+    pub max_codebase_size: u64,
+    /// Include the sources of the from-release's dependencies (not yet available).
+    pub include_dependencies: bool,
+    /// Levels of dependencies followed.
+    pub dependency_depth: usize,
+    /// Output formats.
+    pub formats: Vec<EvolveFormat>,
+    /// Output folder (default `WORKDIR/evolve`).
+    pub out: Option<PathBuf>,
+    /// The system message of the chat format.
+    pub system_prompt: String,
+}
+
+impl Default for EvolveOptions {
+    fn default() -> Self {
+        Self {
+            repos: Vec::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            max_versions: 20,
+            max_file_size: 1 << 20,
+            max_codebase_size: 100 << 20,
+            include_dependencies: false,
+            dependency_depth: 1,
+            formats: vec![
+                EvolveFormat::Jsonl,
+                EvolveFormat::Chat,
+                EvolveFormat::Parquet,
+            ],
+            out: None,
+            system_prompt: "You are given the source code of a software project at one release. \
+                            Write the diff that turns it into the next release."
+                .into(),
+        }
+    }
 }
 
 impl Config {
@@ -409,8 +495,10 @@ impl Config {
             .chain(self.digestmap.as_mut())
             .chain(self.slurm.template.as_mut())
             .chain(self.slurm.binary.as_mut())
+            .chain(self.evolve.out.as_mut())
         {
-            if p.is_relative() {
+            // An unset path (metadata of an evolve configuration) stays unset.
+            if p.is_relative() && !p.as_os_str().is_empty() {
                 *p = base.join(&*p);
             }
         }
@@ -507,6 +595,52 @@ impl Config {
             return fail("fetch.region", "must not be empty".into());
         }
         at_least_one("export.rows_per_file", self.export.rows_per_file as u64)?;
+        let e = &self.evolve;
+        for (i, r) in e.repos.iter().enumerate() {
+            if r.name.trim().is_empty() {
+                return fail(
+                    &format!("evolve.repos[{i}].name"),
+                    "must not be empty".into(),
+                );
+            }
+            if r.max_versions.is_some_and(|m| m < 2) {
+                return fail(
+                    &format!("evolve.repos[{i}].max_versions"),
+                    "must be at least 2 (a pair needs two versions)".into(),
+                );
+            }
+            for g in r.include.iter().chain(&r.exclude).flatten() {
+                if let Err(err) = globset::Glob::new(g) {
+                    return fail(&format!("evolve.repos[{i}]"), format!("glob {g:?}: {err}"));
+                }
+            }
+        }
+        for g in e.include.iter().chain(&e.exclude) {
+            if let Err(err) = globset::Glob::new(g) {
+                return fail("evolve.include", format!("glob {g:?}: {err}"));
+            }
+        }
+        if e.max_versions < 2 {
+            return fail(
+                "evolve.max_versions",
+                format!(
+                    "must be at least 2 (a pair needs two versions), got {}",
+                    e.max_versions
+                ),
+            );
+        }
+        at_least_one("evolve.max_file_size", e.max_file_size)?;
+        at_least_one("evolve.max_codebase_size", e.max_codebase_size)?;
+        if e.include_dependencies {
+            return fail(
+                "evolve.include_dependencies",
+                "dependencies are not included yet (this version of unearth); set it to false"
+                    .into(),
+            );
+        }
+        if e.formats.is_empty() {
+            return fail("evolve.formats", "must name at least one format".into());
+        }
         let s = &self.shards;
         at_least_one("shards.scan", s.scan as u64)?;
         at_most("shards.scan", s.scan as u64, 1_000_000)?;

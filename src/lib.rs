@@ -65,6 +65,7 @@ pub mod artifacts;
 pub mod bench;
 pub mod config;
 pub mod digestmap;
+pub mod evolve;
 pub mod graph;
 pub mod model;
 pub mod orc;

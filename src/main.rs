@@ -46,6 +46,16 @@ enum Command {
         /// The work directory.
         workdir: PathBuf,
     },
+    /// Release-to-release pairs (codebase at one release, diff to the next) for the
+    /// repositories of `[evolve]` or of --repos.
+    Evolve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A file of repository slugs, one per line (`#` starts a comment), instead of the
+        /// configuration's `[[evolve.repos]]`.
+        #[arg(long)]
+        repos: Option<PathBuf>,
+    },
     /// Re-resolve a random sample of rows by random access and compare.
     Verify {
         #[command(flatten)]
@@ -557,7 +567,55 @@ fn run(cli: Cli) -> Result<()> {
             sample,
             seed,
         } => verify(&mut out, &config, sample, seed),
+        Command::Evolve { config, repos } => evolve(&mut out, &config, repos.as_deref()),
     }
+}
+
+fn evolve(out: &mut impl Write, config: &ConfigArg, repos: Option<&Path>) -> Result<()> {
+    let cfg = config.load()?;
+    let repos = match repos {
+        Some(path) => read_repos(path)?,
+        None => Vec::new(),
+    };
+    let counts = unearth::evolve::run(&cfg, &repos)?;
+    let dir = cfg
+        .evolve
+        .out
+        .clone()
+        .unwrap_or_else(|| cfg.workdir.join("evolve"));
+    writeln!(
+        out,
+        "evolve: {} pairs from {} of {} repositories (diffs: {} directories decoded, {} skipped \
+         by identity) in {}",
+        counts.pairs,
+        counts.repos_found,
+        counts.repos,
+        counts.diff_dirs_decoded,
+        counts.diff_dirs_skipped,
+        dir.display()
+    )?;
+    Ok(())
+}
+
+/// The slugs of a `--repos` file: one per line, blank lines and `#` comments skipped.
+fn read_repos(path: &Path) -> Result<Vec<unearth::config::EvolveRepo>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let repos: Vec<_> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(|name| unearth::config::EvolveRepo {
+            name: name.to_string(),
+            include: None,
+            exclude: None,
+            max_versions: None,
+        })
+        .collect();
+    if repos.is_empty() {
+        anyhow::bail!("{}: no repository slug in it", path.display());
+    }
+    Ok(repos)
 }
 
 /// Whether the error is a closed standard output (`unearth ... | head`): not a failure.

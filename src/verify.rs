@@ -24,9 +24,9 @@ use swh_graph::labels::EdgeLabel;
 use swh_graph::{NodeType, SWHID};
 
 use crate::artifacts::resolved;
+use crate::graph::origins::origins_of;
 use crate::graph::LabelledGraph;
-use crate::model::hashes::{hex, origin_id};
-use crate::model::slug::{normalize_slug, normalize_url};
+use crate::model::hashes::hex;
 use crate::model::{RowStatus, Status};
 use crate::table::{self, TableError};
 
@@ -107,32 +107,6 @@ pub fn count_rows(dir: &Path) -> Result<usize, TableError> {
         n += table::num_rows(&f)?;
     }
     Ok(n)
-}
-
-/// Node of the origin with this exact URL, if the graph has it.
-fn origin_node(graph: &impl LabelledGraph, url: &str) -> Option<usize> {
-    let swhid = SWHID::from_str(&format!("swh:1:ori:{}", hex(&origin_id(url)))).ok()?;
-    graph.properties().node_id(swhid).ok()
-}
-
-/// The origins a slug's URLs name exactly: each template as spelled, normalised, and with
-/// `.git`.
-fn origins_of(graph: &impl LabelledGraph, slug: &str, templates: &[String]) -> Vec<usize> {
-    let mut urls = Vec::new();
-    for t in templates {
-        let raw = t.replace("{slug}", slug.trim());
-        let norm = normalize_url(&t.replace("{slug}", &normalize_slug(slug)));
-        urls.extend([
-            raw.clone(),
-            format!("{raw}.git"),
-            norm.clone(),
-            format!("{norm}.git"),
-        ]);
-    }
-    let mut out: Vec<usize> = urls.iter().filter_map(|u| origin_node(graph, u)).collect();
-    out.sort_unstable();
-    out.dedup();
-    out
 }
 
 /// The first revision (breadth-first from the snapshots) with `prefix` (lower-case hex) in

@@ -49,6 +49,9 @@ fn readme_demo_commands_run_as_written() {
     }
     assert!(tmp.path().join("demo-archive/work/export").is_dir());
     assert!(tmp.path().join("my-archive/archive.json").is_file());
+    // The demo's alpha has a lightweight and an annotated tag: one pair.
+    let pairs = tmp.path().join("demo-archive/work/evolve/pairs.parquet");
+    assert_eq!(unearth::table::read(&pairs).unwrap().num_rows(), 1);
     for f in unearth::digestmap::FILES {
         assert!(tmp.path().join("my-digestmap").join(f).is_file(), "{f}");
     }

@@ -9,6 +9,7 @@
 //! | scan, walk | [`NodeMaps`]: `node2type` and `node2swhid` only |
 //! | match | [`open_matching`]: both directions, maps (MPH included), labels and their names |
 //! | verify | [`open_labelled`]: forward arcs, maps, labels and their names |
+//! | evolve | [`open_history`]: the same and the timestamps |
 //! | reach | [`open_forward`] and [`NodeMaps`]: forward arcs and node types |
 //! | labels | [`labels`]: the labels file, its offsets and the forward BV graph |
 //! | content (digestmap) | [`open_contents`]: maps (MPH included) and content properties |
@@ -17,6 +18,7 @@
 //! dataset, a public export) and from unearth's archive builder open the same way.
 
 pub mod labels;
+pub mod origins;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,28 @@ pub trait LabelledGraph:
 impl<G> LabelledGraph for G where
     G: SwhLabeledForwardGraph
         + SwhGraphWithProperties<Maps: properties::Maps, LabelNames: properties::LabelNames>
+{
+}
+
+/// What `evolve` uses: a [`LabelledGraph`] with the timestamps of revisions and releases
+/// (to order tags that are not versions).
+pub trait HistoryGraph:
+    SwhLabeledForwardGraph
+    + SwhGraphWithProperties<
+        Maps: properties::Maps,
+        LabelNames: properties::LabelNames,
+        Timestamps: properties::Timestamps,
+    >
+{
+}
+
+impl<G> HistoryGraph for G where
+    G: SwhLabeledForwardGraph
+        + SwhGraphWithProperties<
+            Maps: properties::Maps,
+            LabelNames: properties::LabelNames,
+            Timestamps: properties::Timestamps,
+        >
 {
 }
 
@@ -157,6 +181,20 @@ pub fn open_labelled(base: &Path) -> Result<impl LabelledGraph + Send + Sync, Gr
         .and_then(|g| {
             g.init_properties()
                 .load_properties(|p| p.load_maps::<DynMphf>()?.load_label_names())
+        })
+        .and_then(|g| g.load_labels())
+        .map_err(|e| GraphError::new(base, e))
+}
+
+/// Loads what `evolve` needs: forward arcs, maps, labels, label names and timestamps.
+pub fn open_history(base: &Path) -> Result<impl HistoryGraph + Send + Sync, GraphError> {
+    SwhUnidirectionalGraph::new(base)
+        .and_then(|g| {
+            g.init_properties().load_properties(|p| {
+                p.load_maps::<DynMphf>()?
+                    .load_label_names()?
+                    .load_timestamps()
+            })
         })
         .and_then(|g| g.load_labels())
         .map_err(|e| GraphError::new(base, e))

@@ -39,6 +39,9 @@ use super::{Context, Inputs, PhaseError};
 /// Errors of the plan phase.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// The configuration names no metadata.
+    #[error("the configuration has no `metadata` (the input rows of `run`)")]
+    NoMetadata,
     /// No input file matched.
     #[error("metadata {0}: no Parquet file found")]
     NoInput(PathBuf),
@@ -88,6 +91,9 @@ pub const COLUMNS: [&str; 3] = ["repo", "commit_id", "rel_path"];
 /// Lists the input files of `metadata`: the file itself, a folder's `part_*.parquet` (or all
 /// its `*.parquet` when there is no `part_` file), or the matches of a glob; sorted.
 pub fn input_files(metadata: &Path) -> Result<Vec<PathBuf>, PlanError> {
+    if metadata.as_os_str().is_empty() {
+        return Err(PlanError::NoMetadata);
+    }
     let mut files: Vec<PathBuf> = if metadata.is_file() {
         vec![metadata.to_owned()]
     } else if metadata.is_dir() {

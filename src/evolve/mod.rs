@@ -1,0 +1,486 @@
+//! `unearth evolve`: supervised fine-tuning pairs from software evolution, out of the
+//! archive alone.
+//!
+//! For each repository: its origin (by the URL templates), the tags of its latest snapshot in
+//! version order ([`releases`]), the consecutive pairs of the newest `max_versions`, and for
+//! each pair the from-release's codebase (every file passing the filters, with its bytes)
+//! and the diff to the next release ([`treediff`], walking both trees by node identity, and
+//! [`patch`], as `git diff` prints it). File bytes come through the content join and the
+//! verified pack store of the main pipeline ([`blobs`]). Repositories are handled in batches,
+//! so memory holds one batch's file lists and one pair's texts.
+
+pub mod blobs;
+pub mod output;
+pub mod patch;
+pub mod releases;
+pub mod treediff;
+pub mod version;
+
+use std::path::PathBuf;
+
+use dsi_progress_logger::{progress_logger, ProgressLog};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::config::{Config, EvolveRepo};
+use crate::graph::HistoryGraph;
+use crate::model::hashes::hex;
+use crate::model::Sha1Git;
+use crate::phases::PhaseError;
+use blobs::{Blobs, Bytes};
+use releases::Release;
+use treediff::{Change, Entry, WalkCounts};
+
+/// Repositories planned, fetched and rendered together.
+const REPOS_PER_BATCH: usize = 64;
+
+/// Errors of `evolve`.
+#[derive(Debug, thiserror::Error)]
+pub enum EvolveError {
+    /// Neither a digestmap nor ORC tables to join blob ids with.
+    #[error("evolve needs `digestmap` or `orc` in the configuration to find file bytes")]
+    NoContentSource,
+    /// No repository to work on.
+    #[error("no repository: give `[[evolve.repos]]` in the configuration or --repos FILE")]
+    NoRepos,
+    /// A glob that does not parse.
+    #[error("repository {repo}: glob {glob:?}: {reason}")]
+    Glob {
+        /// The repository.
+        repo: String,
+        /// The glob.
+        glob: String,
+        /// Why.
+        reason: String,
+    },
+    /// The join, the fetch or the store failed.
+    #[error(transparent)]
+    Phase(#[from] PhaseError),
+    /// The graph could not be opened.
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
+    /// The work directory is another graph's, or not unearth's.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::pipeline::CheckpointError),
+    /// Writing the output failed.
+    #[error("{path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output folder holds something unearth did not write.
+    #[error("{0}: exists and is not an evolve output of unearth; choose another `[evolve] out`")]
+    Foreign(PathBuf),
+}
+
+impl EvolveError {
+    fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Path filters of one repository.
+struct Filter {
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+impl Filter {
+    fn new(repo: &EvolveRepo, cfg: &Config) -> Result<Self, EvolveError> {
+        let build = |globs: &[String]| -> Result<GlobSet, EvolveError> {
+            let mut b = GlobSetBuilder::new();
+            for g in globs {
+                b.add(Glob::new(g).map_err(|e| EvolveError::Glob {
+                    repo: repo.name.clone(),
+                    glob: g.clone(),
+                    reason: e.to_string(),
+                })?);
+            }
+            b.build().map_err(|e| EvolveError::Glob {
+                repo: repo.name.clone(),
+                glob: globs.join(", "),
+                reason: e.to_string(),
+            })
+        };
+        let include = repo.include.as_ref().unwrap_or(&cfg.evolve.include);
+        let exclude = repo.exclude.as_ref().unwrap_or(&cfg.evolve.exclude);
+        Ok(Self {
+            include: if include.is_empty() {
+                None
+            } else {
+                Some(build(include)?)
+            },
+            exclude: build(exclude)?,
+        })
+    }
+
+    fn keeps(&self, path: &[u8]) -> bool {
+        let p = String::from_utf8_lossy(path);
+        let p = p.as_ref();
+        self.include.as_ref().is_none_or(|s| s.is_match(p)) && !self.exclude.is_match(p)
+    }
+}
+
+/// One pair, planned: the two releases, the from-codebase and the changes (filtered).
+struct PairPlan {
+    from: Release,
+    to: Release,
+    codebase: Vec<Entry>,
+    changes: Vec<Change>,
+}
+
+/// One repository, planned.
+struct RepoPlan {
+    name: String,
+    url: Option<String>,
+    snapshot: Option<String>,
+    pairs: Vec<PairPlan>,
+    /// Why there is no pair, when there is none.
+    note: Option<String>,
+}
+
+/// Counts of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EvolveCounts {
+    /// Repositories asked for.
+    pub repos: u64,
+    /// Of those, found in the graph.
+    pub repos_found: u64,
+    /// Pairs written.
+    pub pairs: u64,
+    /// Directories decoded listing the from-release codebases.
+    pub codebase_dirs_decoded: u64,
+    /// Directories decoded by the tree diffs (where the two trees differ).
+    pub diff_dirs_decoded: u64,
+    /// Directories the diffs skipped by identity (the same subtree on both sides).
+    pub diff_dirs_skipped: u64,
+    /// Files inlined in codebases.
+    pub files_inlined: u64,
+    /// Files listed but not inlined (binary, over a cap, unavailable).
+    pub files_listed: u64,
+    /// Blob ids joined.
+    pub blobs_wanted: u64,
+    /// Blobs fetched in this run.
+    pub blobs_fetched: u64,
+    /// Bytes of input and output text written.
+    pub text_bytes: u64,
+}
+
+fn node_id(graph: &impl HistoryGraph, node: usize) -> Sha1Git {
+    Sha1Git(graph.properties().swhid(node).hash)
+}
+
+/// Walk counts of the codebase listings and of the diffs.
+#[derive(Default)]
+struct Walks {
+    codebase: WalkCounts,
+    diff: WalkCounts,
+}
+
+fn plan_repo(
+    graph: &impl HistoryGraph,
+    cfg: &Config,
+    repo: &EvolveRepo,
+    walks: &mut Walks,
+) -> Result<RepoPlan, EvolveError> {
+    let filter = Filter::new(repo, cfg)?;
+    let templates = &cfg.options.url_templates;
+    let mut plan = RepoPlan {
+        name: repo.name.clone(),
+        url: None,
+        snapshot: None,
+        pairs: Vec::new(),
+        note: None,
+    };
+    let Some(rel) = releases::releases(graph, &repo.name, templates) else {
+        plan.note = Some("origin not found, or it has no snapshot".into());
+        return Ok(plan);
+    };
+    let props = graph.properties();
+    plan.url = Some(repo_url(graph, rel.origin, &repo.name, templates));
+    plan.snapshot = Some(props.swhid(rel.snapshot).to_string());
+    let max = repo.max_versions.unwrap_or(cfg.evolve.max_versions);
+    let pairs = releases::pairs(&rel.ordered, max);
+    if pairs.is_empty() {
+        plan.note = Some(format!("{} tag(s): no pair", rel.ordered.len()));
+    }
+    for (a, b) in pairs {
+        let (from, to) = (rel.ordered[a].clone(), rel.ordered[b].clone());
+        let codebase: Vec<Entry> = treediff::list(graph, from.root, b"", &mut walks.codebase)
+            .into_iter()
+            .filter(|e| filter.keeps(&e.path))
+            .collect();
+        let changes = treediff::diff(graph, from.root, to.root, &mut walks.diff)
+            .into_iter()
+            .filter_map(|c| filtered(c, &filter))
+            .collect();
+        plan.pairs.push(PairPlan {
+            from,
+            to,
+            codebase,
+            changes,
+        });
+    }
+    Ok(plan)
+}
+
+/// The origin URL of `origin`: the first template URL that names it.
+fn repo_url(graph: &impl HistoryGraph, origin: usize, slug: &str, templates: &[String]) -> String {
+    let props = graph.properties();
+    let id = props.swhid(origin);
+    for t in templates {
+        let raw = t.replace("{slug}", slug.trim());
+        let norm = crate::model::slug::normalize_url(
+            &t.replace("{slug}", &crate::model::slug::normalize_slug(slug)),
+        );
+        for u in [
+            raw.clone(),
+            format!("{raw}.git"),
+            norm.clone(),
+            format!("{norm}.git"),
+        ] {
+            if crate::model::hashes::origin_id(&u) == id.hash {
+                return u;
+            }
+        }
+    }
+    id.to_string()
+}
+
+/// `c` as the filters see it: a rename across the filter's edge becomes an addition or a
+/// deletion; a change outside the filters, nothing.
+fn filtered(c: Change, f: &Filter) -> Option<Change> {
+    match c {
+        Change::Renamed { old, new } => match (f.keeps(&old.path), f.keeps(&new.path)) {
+            (true, true) => Some(Change::Renamed { old, new }),
+            (false, true) => Some(Change::Added(new)),
+            (true, false) => Some(Change::Deleted(old)),
+            (false, false) => None,
+        },
+        c => f.keeps(c.path()).then_some(c),
+    }
+}
+
+/// Whether `bytes` are text the pair can carry: UTF-8 without NUL (git's binary test looks
+/// for NUL in the first 8000 bytes; JSON needs UTF-8).
+fn as_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.contains(&0) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+/// The bytes of an entry as text, or why not.
+fn text_of<'a>(
+    blobs: &'a Blobs,
+    graph: &impl HistoryGraph,
+    e: &Entry,
+    cap: u64,
+    cache: &'a mut Vec<u8>,
+) -> Result<&'a str, String> {
+    match blobs.get(&node_id(graph, e.node)) {
+        Bytes::Ok(b) if b.len() as u64 > cap => {
+            Err(format!("over the size cap, {} bytes", b.len()))
+        }
+        Bytes::Ok(b) => {
+            *cache = b;
+            as_text(cache).ok_or_else(|| "binary".to_string())
+        }
+        Bytes::Unavailable(why) => Err(why),
+    }
+}
+
+/// Runs `evolve` for `repos` (the configuration's when empty).
+pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveError> {
+    let repos = if repos.is_empty() {
+        &cfg.evolve.repos[..]
+    } else {
+        repos
+    };
+    if repos.is_empty() {
+        return Err(EvolveError::NoRepos);
+    }
+    if cfg.digestmap.is_none() && cfg.orc.is_none() {
+        return Err(EvolveError::NoContentSource);
+    }
+    // The blob store lives in the work directory, which is bound to one graph as for `run`.
+    let fingerprint = crate::pipeline::GraphFingerprint::of(&cfg.graph)?;
+    crate::pipeline::Workdir::open(&cfg.workdir, fingerprint)?;
+    let graph = crate::graph::open_history(&cfg.graph)?;
+    let out_dir = cfg
+        .evolve
+        .out
+        .clone()
+        .unwrap_or_else(|| cfg.workdir.join("evolve"));
+    let mut writer =
+        output::Writer::create(&out_dir, &cfg.evolve.formats, &cfg.evolve.system_prompt)?;
+    let mut counts = EvolveCounts {
+        repos: repos.len() as u64,
+        ..Default::default()
+    };
+    let mut pl = progress_logger!(item_name = "repository", display_memory = true);
+    pl.expected_updates(Some(repos.len()));
+    pl.start("Planning, fetching and writing release pairs");
+    for batch in repos.chunks(REPOS_PER_BATCH) {
+        let mut walks = Walks::default();
+        let plans: Vec<RepoPlan> = batch
+            .iter()
+            .map(|r| plan_repo(&graph, cfg, r, &mut walks))
+            .collect::<Result<_, _>>()?;
+        counts.codebase_dirs_decoded += walks.codebase.decoded;
+        counts.diff_dirs_decoded += walks.diff.decoded;
+        counts.diff_dirs_skipped += walks.diff.skipped;
+        let mut wanted: Vec<Sha1Git> = Vec::new();
+        for p in plans.iter().flat_map(|r| &r.pairs) {
+            let entries = p
+                .codebase
+                .iter()
+                .chain(p.changes.iter().flat_map(change_entries));
+            wanted.extend(
+                entries
+                    .filter(|e| e.kind.has_content())
+                    .map(|e| node_id(&graph, e.node)),
+            );
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        counts.blobs_wanted += wanted.len() as u64;
+        let blobs = Blobs::prepare(cfg, &wanted)?;
+        counts.blobs_fetched += blobs.fetch.fetched;
+        for plan in &plans {
+            if plan.pairs.is_empty() {
+                writer.note(&plan.name, plan.note.as_deref().unwrap_or("no pair"));
+            } else {
+                counts.repos_found += 1;
+            }
+            for pair in &plan.pairs {
+                let record = render(&graph, cfg, &blobs, plan, pair, &mut counts);
+                counts.text_bytes += (record.input_text.len() + record.output_text.len()) as u64;
+                writer.write(&record)?;
+                counts.pairs += 1;
+            }
+            pl.light_update();
+        }
+    }
+    pl.done();
+    writer.finish(&counts)?;
+    Ok(counts)
+}
+
+fn change_entries(c: &Change) -> Vec<&Entry> {
+    match c {
+        Change::Added(e) | Change::Deleted(e) => vec![e],
+        Change::Modified { old, new } | Change::Renamed { old, new } => vec![old, new],
+    }
+}
+
+/// The record of one pair.
+fn render(
+    graph: &impl HistoryGraph,
+    cfg: &Config,
+    blobs: &Blobs,
+    repo: &RepoPlan,
+    pair: &PairPlan,
+    counts: &mut EvolveCounts,
+) -> output::Record {
+    let ev = &cfg.evolve;
+    let props = graph.properties();
+    // The codebase: every file with its bytes, in path order, while the cap allows.
+    let mut input = String::new();
+    let mut used = 0u64;
+    let mut cache = Vec::new();
+    for e in &pair.codebase {
+        let name = patch::quote("", &e.path);
+        if !e.kind.has_content() {
+            input.push_str(&format!("=== {name} (submodule: not included) ===\n"));
+            counts.files_listed += 1;
+            continue;
+        }
+        match text_of(blobs, graph, e, ev.max_file_size, &mut cache) {
+            Ok(text) if used + text.len() as u64 <= ev.max_codebase_size => {
+                used += text.len() as u64;
+                input.push_str(&format!("=== {name} ({} bytes) ===\n", text.len()));
+                input.push_str(text);
+                input.push('\n');
+                counts.files_inlined += 1;
+            }
+            Ok(text) => {
+                input.push_str(&format!(
+                    "=== {name} ({} bytes, over the codebase cap: not included) ===\n",
+                    text.len()
+                ));
+                counts.files_listed += 1;
+            }
+            Err(why) => {
+                input.push_str(&format!("=== {name} ({why}: not included) ===\n"));
+                counts.files_listed += 1;
+            }
+        }
+    }
+    // The diff: files that cannot be diffed as text are listed first, where `git apply`
+    // skips text before the first `diff --git`.
+    let mut listed = String::new();
+    let mut diff = String::new();
+    for c in &pair.changes {
+        let (old, new) = match c {
+            Change::Added(e) => (None, Some(e)),
+            Change::Deleted(e) => (Some(e), None),
+            Change::Modified { old, new } | Change::Renamed { old, new } => (Some(old), Some(new)),
+        };
+        let side_text = |e: Option<&Entry>| -> Result<Option<(String, String)>, String> {
+            let Some(e) = e else { return Ok(None) };
+            if !e.kind.has_content() {
+                return Err("submodule".into());
+            }
+            let mut buf = Vec::new();
+            let text = text_of(blobs, graph, e, ev.max_file_size, &mut buf)?.to_string();
+            Ok(Some((hex(&node_id(graph, e.node).0), text)))
+        };
+        match (side_text(old), side_text(new)) {
+            (Ok(a), Ok(b)) => {
+                let sa =
+                    old.zip(a.as_ref())
+                        .map(|(e, (id, text))| patch::Side { entry: e, id, text });
+                let sb =
+                    new.zip(b.as_ref())
+                        .map(|(e, (id, text))| patch::Side { entry: e, id, text });
+                patch::patch(&mut diff, sa.as_ref(), sb.as_ref());
+            }
+            (Err(why), _) | (_, Err(why)) => {
+                listed.push_str(&format!(
+                    "# {} ({why}): not diffed\n",
+                    patch::quote("", c.path())
+                ));
+            }
+        }
+    }
+    let output_text = if listed.is_empty() {
+        diff
+    } else {
+        format!("# Changed files not shown as text:\n{listed}{diff}")
+    };
+    let swhid = |n: usize| props.swhid(n).to_string();
+    output::Record {
+        repo_name: repo.name.clone(),
+        from_version: pair.from.tag.clone(),
+        to_version: pair.to.tag.clone(),
+        input_tokens_approx: input.len() as u64 / 4,
+        output_tokens_approx: output_text.len() as u64 / 4,
+        input_text: input,
+        output_text,
+        num_files_in_codebase: pair.codebase.len() as u64,
+        num_files_changed: pair.changes.len() as u64,
+        num_dependencies: 0,
+        origin_url: repo.url.clone().unwrap_or_default(),
+        snapshot_id: repo.snapshot.clone().unwrap_or_default(),
+        from_revision: swhid(pair.from.revision),
+        to_revision: swhid(pair.to.revision),
+        from_release: pair.from.release.map(swhid),
+        to_release: pair.to.release.map(swhid),
+    }
+}

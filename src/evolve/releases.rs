@@ -1,0 +1,216 @@
+//! The releases of an origin, from its latest snapshot, in version order.
+//!
+//! A release is a `refs/tags/*` branch of the snapshot: an annotated tag (a release node,
+//! followed through tags of tags to its revision) or a lightweight one (a revision). Tags
+//! that read as versions ([`super::version`]) are ordered by version; when an origin has no
+//! such tag, its tags are ordered by date (the release's author date, else the revision's
+//! committer date). Tags naming neither a revision nor a release of one (a tagged tree or
+//! blob) are set aside with the reason.
+
+use swh_graph::labels::EdgeLabel;
+use swh_graph::NodeType;
+
+use super::version::{self, Version};
+use crate::graph::origins::origins_of;
+use crate::graph::HistoryGraph;
+
+/// One tag of an origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The tag's name, without `refs/tags/`.
+    pub tag: String,
+    /// The tag read as a version.
+    pub version: Option<Version>,
+    /// The release node of an annotated tag.
+    pub release: Option<usize>,
+    /// The tagged revision.
+    pub revision: usize,
+    /// Its root directory.
+    pub root: usize,
+    /// Seconds since the epoch: the release's date, else the revision's.
+    pub date: Option<i64>,
+}
+
+/// An origin's tags, ordered oldest first, and the ones set aside.
+#[derive(Debug, Clone, Default)]
+pub struct Releases {
+    /// The origin node.
+    pub origin: usize,
+    /// Its latest snapshot.
+    pub snapshot: usize,
+    /// Its tags, oldest first.
+    pub ordered: Vec<Release>,
+    /// Tags not in the order, with why.
+    pub set_aside: Vec<(String, &'static str)>,
+}
+
+/// The latest snapshot of `origin`: the one its latest visit found.
+fn latest_snapshot(graph: &impl HistoryGraph, origin: usize) -> Option<usize> {
+    let props = graph.properties();
+    let mut best: Option<(u64, usize)> = None;
+    for (succ, labels) in graph.labeled_successors(origin) {
+        if props.node_type(succ) != NodeType::Snapshot {
+            continue;
+        }
+        let mut when = 0;
+        for l in labels {
+            if let EdgeLabel::Visit(v) = l {
+                when = when.max(v.timestamp());
+            }
+        }
+        // Ties (or no visit label at all) go to the larger node id: deterministic.
+        if best.is_none_or(|b| (when, succ) > b) {
+            best = Some((when, succ));
+        }
+    }
+    best.map(|b| b.1)
+}
+
+/// The revision a release node tags, through tags of tags (at most 16), and the release's
+/// date.
+fn tagged_revision(graph: &impl HistoryGraph, mut node: usize) -> Option<usize> {
+    let props = graph.properties();
+    for _ in 0..16 {
+        match props.node_type(node) {
+            NodeType::Revision => return Some(node),
+            NodeType::Release => node = graph.successors(node).into_iter().next()?,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The root directory of `revision`.
+pub fn root_of(graph: &impl HistoryGraph, revision: usize) -> Option<usize> {
+    let props = graph.properties();
+    graph
+        .successors(revision)
+        .into_iter()
+        .find(|&s| props.node_type(s) == NodeType::Directory)
+}
+
+/// The releases of the first origin `slug` names through `templates` (exact URLs), or
+/// `None` when the graph has no such origin or it has no snapshot.
+pub fn releases(graph: &impl HistoryGraph, slug: &str, templates: &[String]) -> Option<Releases> {
+    let origin = *origins_of(graph, slug, templates).first()?;
+    releases_of_origin(graph, origin)
+}
+
+/// The releases of `origin`.
+pub fn releases_of_origin(graph: &impl HistoryGraph, origin: usize) -> Option<Releases> {
+    let props = graph.properties();
+    let snapshot = latest_snapshot(graph, origin)?;
+    let mut tags = Vec::new();
+    let mut set_aside = Vec::new();
+    for (target, labels) in graph.labeled_successors(snapshot) {
+        for l in labels {
+            let EdgeLabel::Branch(b) = l else { continue };
+            let name = props.label_name(b.label_name_id());
+            let Some(tag) = name.strip_prefix(b"refs/tags/") else {
+                continue;
+            };
+            let tag = String::from_utf8_lossy(tag).into_owned();
+            let release = (props.node_type(target) == NodeType::Release).then_some(target);
+            let Some(revision) = tagged_revision(graph, target) else {
+                set_aside.push((tag, "tags no revision"));
+                continue;
+            };
+            let Some(root) = root_of(graph, revision) else {
+                set_aside.push((tag, "its revision has no root directory in the graph"));
+                continue;
+            };
+            let date = release
+                .and_then(|r| props.author_timestamp(r))
+                .or_else(|| props.committer_timestamp(revision));
+            tags.push(Release {
+                version: version::parse(&tag),
+                tag,
+                release,
+                revision,
+                root,
+                date,
+            });
+        }
+    }
+    let ordered = order(tags, &mut set_aside);
+    Some(Releases {
+        origin,
+        snapshot,
+        ordered,
+        set_aside,
+    })
+}
+
+/// Orders `tags` oldest first: by version when some are versions (the others are set aside),
+/// else by date; the tag name breaks ties.
+pub fn order(tags: Vec<Release>, set_aside: &mut Vec<(String, &'static str)>) -> Vec<Release> {
+    let (mut versions, others): (Vec<Release>, Vec<Release>) =
+        tags.into_iter().partition(|r| r.version.is_some());
+    if versions.is_empty() {
+        let mut others = others;
+        others.sort_by(|a, b| a.date.cmp(&b.date).then_with(|| a.tag.cmp(&b.tag)));
+        return others;
+    }
+    set_aside.extend(
+        others
+            .into_iter()
+            .map(|r| (r.tag, "not a version, and the origin has version tags")),
+    );
+    versions.sort_by(|a, b| a.version.cmp(&b.version).then_with(|| a.tag.cmp(&b.tag)));
+    versions
+}
+
+/// The consecutive pairs of the newest `max_versions` releases of `ordered` (oldest first),
+/// as index pairs.
+pub fn pairs(ordered: &[Release], max_versions: usize) -> Vec<(usize, usize)> {
+    let start = ordered.len().saturating_sub(max_versions.max(2));
+    (start..ordered.len().saturating_sub(1))
+        .map(|i| (i, i + 1))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(name: &str, date: i64) -> Release {
+        Release {
+            tag: name.into(),
+            version: version::parse(name),
+            release: None,
+            revision: 0,
+            root: 0,
+            date: Some(date),
+        }
+    }
+
+    #[test]
+    fn versions_order_and_names_are_set_aside() {
+        let mut aside = Vec::new();
+        let got = order(
+            vec![
+                tag("v2.0", 1),
+                tag("latest", 9),
+                tag("v1.0-rc1", 3),
+                tag("v1.0", 2),
+            ],
+            &mut aside,
+        );
+        let names: Vec<&str> = got.iter().map(|r| r.tag.as_str()).collect();
+        assert_eq!(names, ["v1.0-rc1", "v1.0", "v2.0"]);
+        assert_eq!(aside.len(), 1);
+        assert_eq!(aside[0].0, "latest");
+    }
+
+    #[test]
+    fn names_alone_order_by_date_and_pairs_take_the_newest() {
+        let mut aside = Vec::new();
+        let got = order(vec![tag("b", 5), tag("a", 7), tag("c", 1)], &mut aside);
+        let names: Vec<&str> = got.iter().map(|r| r.tag.as_str()).collect();
+        assert_eq!(names, ["c", "b", "a"]);
+        assert!(aside.is_empty());
+        assert_eq!(pairs(&got, 2), [(1, 2)]);
+        assert_eq!(pairs(&got, 20), [(0, 1), (1, 2)]);
+        assert!(pairs(&got[..1], 20).is_empty());
+    }
+}

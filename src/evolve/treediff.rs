@@ -1,0 +1,287 @@
+//! Two trees compared by node identity: both roots walked together, descending only where
+//! the directory ids differ. A directory with the same id on both sides is the same tree
+//! (its id hashes everything below it), so it is counted as skipped and never decoded.
+
+use swh_graph::labels::{EdgeLabel, Permission};
+use swh_graph::NodeType;
+
+use crate::graph::HistoryGraph;
+
+/// What a tree entry is, from its git mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// A regular file (100644).
+    File,
+    /// An executable file (100755).
+    Executable,
+    /// A symbolic link (120000); its content is the target.
+    Symlink,
+    /// A directory (040000).
+    Directory,
+    /// A submodule (160000): a revision, not stored in the tree.
+    Submodule,
+}
+
+impl Kind {
+    fn of(perm: Option<Permission>, node_type: NodeType) -> Self {
+        match (perm, node_type) {
+            (_, NodeType::Directory) => Kind::Directory,
+            (_, NodeType::Revision) => Kind::Submodule,
+            (Some(Permission::ExecutableContent), _) => Kind::Executable,
+            (Some(Permission::Symlink), _) => Kind::Symlink,
+            _ => Kind::File,
+        }
+    }
+
+    /// The git mode, as `git diff` prints it.
+    pub fn mode(self) -> &'static str {
+        match self {
+            Kind::File => "100644",
+            Kind::Executable => "100755",
+            Kind::Symlink => "120000",
+            Kind::Directory => "040000",
+            Kind::Submodule => "160000",
+        }
+    }
+
+    /// Whether the entry has bytes of its own (files and links).
+    pub fn has_content(self) -> bool {
+        matches!(self, Kind::File | Kind::Executable | Kind::Symlink)
+    }
+}
+
+/// One file (or link, or submodule) of a tree, by full path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its path from the root, `/`-separated, as stored (bytes).
+    pub path: Vec<u8>,
+    /// Its node.
+    pub node: usize,
+    /// What it is.
+    pub kind: Kind,
+}
+
+/// One difference between two trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Only in the new tree.
+    Added(Entry),
+    /// Only in the old tree.
+    Deleted(Entry),
+    /// At the same path on both sides, with other content or another mode.
+    Modified {
+        /// Before.
+        old: Entry,
+        /// After.
+        new: Entry,
+    },
+    /// The same content at another path (the mode may differ).
+    Renamed {
+        /// Before.
+        old: Entry,
+        /// After.
+        new: Entry,
+    },
+}
+
+impl Change {
+    /// The path the change is sorted and filtered by (the new one, when there is one).
+    pub fn path(&self) -> &[u8] {
+        match self {
+            Change::Added(e) | Change::Deleted(e) => &e.path,
+            Change::Modified { new, .. } | Change::Renamed { new, .. } => &new.path,
+        }
+    }
+}
+
+/// What the walks read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalkCounts {
+    /// Directories whose entries were decoded.
+    pub decoded: u64,
+    /// Directories equal on both sides, not decoded.
+    pub skipped: u64,
+}
+
+/// The entries of directory `dir`: (name, node, kind), sorted by name.
+fn entries(
+    graph: &impl HistoryGraph,
+    dir: usize,
+    counts: &mut WalkCounts,
+) -> Vec<(Vec<u8>, usize, Kind)> {
+    counts.decoded += 1;
+    let props = graph.properties();
+    let mut out = Vec::new();
+    for (succ, labels) in graph.labeled_successors(dir) {
+        let node_type = props.node_type(succ);
+        for l in labels {
+            if let EdgeLabel::DirEntry(e) = l {
+                let name = props.label_name(e.label_name_id());
+                out.push((name, succ, Kind::of(e.permission(), node_type)));
+            }
+        }
+    }
+    out.sort();
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
+    if !prefix.is_empty() {
+        p.extend_from_slice(prefix);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// Every non-directory entry below `dir`, its paths under `prefix`, in path order.
+pub fn list(
+    graph: &impl HistoryGraph,
+    dir: usize,
+    prefix: &[u8],
+    counts: &mut WalkCounts,
+) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut stack = vec![(prefix.to_vec(), dir)];
+    while let Some((prefix, dir)) = stack.pop() {
+        for (name, node, kind) in entries(graph, dir, counts) {
+            let path = join(&prefix, &name);
+            if kind == Kind::Directory {
+                stack.push((path, node));
+            } else {
+                out.push(Entry { path, node, kind });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The changes from tree `old` to tree `new` (root directories), in path order; renames are
+/// deletions and additions of the same content, paired in path order.
+pub fn diff(
+    graph: &impl HistoryGraph,
+    old: usize,
+    new: usize,
+    counts: &mut WalkCounts,
+) -> Vec<Change> {
+    let mut added = Vec::new();
+    let mut deleted = Vec::new();
+    let mut modified = Vec::new();
+    let mut stack = vec![(Vec::new(), old, new)];
+    if old == new {
+        counts.skipped += 1;
+        stack.clear();
+    }
+    while let Some((prefix, a, b)) = stack.pop() {
+        let (ea, eb) = (entries(graph, a, counts), entries(graph, b, counts));
+        let (mut i, mut j) = (0, 0);
+        while i < ea.len() || j < eb.len() {
+            let ord = match (ea.get(i), eb.get(j)) {
+                (Some(x), Some(y)) => x.0.cmp(&y.0),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            let gone = |e: &(Vec<u8>, usize, Kind), out: &mut Vec<Entry>, c: &mut WalkCounts| {
+                let path = join(&prefix, &e.0);
+                if e.2 == Kind::Directory {
+                    out.extend(list(graph, e.1, &path, c));
+                } else {
+                    out.push(Entry {
+                        path,
+                        node: e.1,
+                        kind: e.2,
+                    });
+                }
+            };
+            match ord {
+                std::cmp::Ordering::Less => {
+                    gone(&ea[i], &mut deleted, counts);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    gone(&eb[j], &mut added, counts);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    let (x, y) = (&ea[i], &eb[j]);
+                    let path = join(&prefix, &x.0);
+                    match (x.2 == Kind::Directory, y.2 == Kind::Directory) {
+                        (true, true) if x.1 == y.1 => counts.skipped += 1,
+                        (true, true) => stack.push((path, x.1, y.1)),
+                        (false, false) if x.1 == y.1 && x.2 == y.2 => {}
+                        (false, false) => modified.push(Change::Modified {
+                            old: Entry {
+                                path: path.clone(),
+                                node: x.1,
+                                kind: x.2,
+                            },
+                            new: Entry {
+                                path,
+                                node: y.1,
+                                kind: y.2,
+                            },
+                        }),
+                        _ => {
+                            gone(x, &mut deleted, counts);
+                            gone(y, &mut added, counts);
+                        }
+                    }
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+    }
+    let mut changes = pair_renames(added, deleted);
+    changes.extend(modified);
+    changes.sort_by(|a, b| a.path().cmp(b.path()));
+    changes
+}
+
+/// Pairs each deleted file with an added one of the same content (files and links apart),
+/// in path order; the rest stay additions and deletions.
+fn pair_renames(added: Vec<Entry>, mut deleted: Vec<Entry>) -> Vec<Change> {
+    use std::collections::HashMap;
+    deleted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut by_node: HashMap<(usize, bool), Vec<usize>> = HashMap::new();
+    for (k, d) in deleted.iter().enumerate().rev() {
+        if d.kind.has_content() {
+            by_node
+                .entry((d.node, d.kind == Kind::Symlink))
+                .or_default()
+                .push(k);
+        }
+    }
+    let mut taken = vec![false; deleted.len()];
+    let mut added = added;
+    added.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut out = Vec::new();
+    for a in added {
+        let key = (a.node, a.kind == Kind::Symlink);
+        match by_node
+            .get_mut(&key)
+            .and_then(Vec::pop)
+            .filter(|_| a.kind.has_content())
+        {
+            Some(k) => {
+                taken[k] = true;
+                out.push(Change::Renamed {
+                    old: deleted[k].clone(),
+                    new: a,
+                });
+            }
+            None => out.push(Change::Added(a)),
+        }
+    }
+    out.extend(
+        deleted
+            .into_iter()
+            .zip(taken)
+            .filter(|(_, t)| !t)
+            .map(|(d, _)| Change::Deleted(d)),
+    );
+    out
+}
