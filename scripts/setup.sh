@@ -4,7 +4,8 @@
 #   slurm-wlm (a real single-node Slurm for the cluster tests) and fonts-dejavu-core (the
 #   text of the pictures `unearth bench --out` draws);
 # - Python packages the tests use as independent references: pyarrow (reads our Parquet and
-#   ORC) and swh.model (Software Heritage's own identifier code).
+#   ORC), swh.model (Software Heritage's own identifier code) and Hugging Face datasets (loads
+#   what `evolve` writes, as its users will).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -20,10 +21,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import pyarrow, swh.model' >/dev/null 2>&1; then
-  echo "setup: installing pyarrow and swh.model" >&2
-  python3 -m pip install -q --disable-pip-version-check pyarrow swh.model 2>&1 | grep -v 'Running pip as the' >&2 || true
-  python3 -c 'import pyarrow, swh.model'
+if ! python3 -c 'import pyarrow, swh.model, datasets' >/dev/null 2>&1; then
+  echo "setup: installing pyarrow, swh.model and datasets" >&2
+  python3 -m pip install -q --disable-pip-version-check pyarrow swh.model datasets 2>&1 | grep -v 'Running pip as the' >&2 || true
+  python3 -c 'import pyarrow, swh.model, datasets'
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo is required (rustup)" >&2; exit 1; }

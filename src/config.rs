@@ -400,10 +400,18 @@ pub struct EvolveOptions {
     pub max_file_size: u64,
     /// Bytes of file text in one codebase at most; files beyond are listed, not inlined.
     pub max_codebase_size: u64,
-    /// Include the sources of the from-release's dependencies (not yet available).
+    /// Include the sources of the from-release's dependencies (declared in root-level
+    /// `requirements*.txt`, `pyproject.toml`, `setup.py`, `Cargo.toml`, `package.json`,
+    /// `go.mod`), each at its archived origin's latest release.
     pub include_dependencies: bool,
-    /// Levels of dependencies followed.
+    /// Levels of dependencies followed (1: those the repository declares).
     pub dependency_depth: usize,
+    /// Dependencies included per pair at most.
+    pub max_dependencies: usize,
+    /// A TOML file mapping packages to origin URLs, one table per ecosystem (`[pypi]
+    /// requests = "https://github.com/psf/requests"`), tried before the ecosystem's template
+    /// (see `configs/dependency-origins.toml`).
+    pub dependency_map: Option<PathBuf>,
     /// Output formats.
     pub formats: Vec<EvolveFormat>,
     /// Output folder (default `WORKDIR/evolve`).
@@ -421,8 +429,10 @@ impl Default for EvolveOptions {
             max_versions: 20,
             max_file_size: 1 << 20,
             max_codebase_size: 100 << 20,
-            include_dependencies: false,
+            include_dependencies: true,
             dependency_depth: 1,
+            max_dependencies: 16,
+            dependency_map: None,
             formats: vec![
                 EvolveFormat::Jsonl,
                 EvolveFormat::Chat,
@@ -496,6 +506,7 @@ impl Config {
             .chain(self.slurm.template.as_mut())
             .chain(self.slurm.binary.as_mut())
             .chain(self.evolve.out.as_mut())
+            .chain(self.evolve.dependency_map.as_mut())
         {
             // An unset path (metadata of an evolve configuration) stays unset.
             if p.is_relative() && !p.as_os_str().is_empty() {
@@ -631,13 +642,7 @@ impl Config {
         }
         at_least_one("evolve.max_file_size", e.max_file_size)?;
         at_least_one("evolve.max_codebase_size", e.max_codebase_size)?;
-        if e.include_dependencies {
-            return fail(
-                "evolve.include_dependencies",
-                "dependencies are not included yet (this version of unearth); set it to false"
-                    .into(),
-            );
-        }
+        at_most("evolve.dependency_depth", e.dependency_depth as u64, 8)?;
         if e.formats.is_empty() {
             return fail("evolve.formats", "must name at least one format".into());
         }

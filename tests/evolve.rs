@@ -41,6 +41,11 @@ fn build_repo(repo: &Path) {
     write(repo, "big.txt", "x".repeat(CAP * 2).as_bytes());
     write(repo, "tests/test_a.py", b"assert True\n");
     write(repo, "nonl.txt", b"no newline at the end");
+    write(
+        repo,
+        "requirements.txt",
+        b"LibDep>=1.0  # archived\nmissing-dep==2\n",
+    );
     for i in 0..12 {
         let deep: String = (0..=i).map(|d| format!("d{d}/")).collect();
         write(
@@ -88,6 +93,18 @@ fn build_repo(repo: &Path) {
     commit(repo, "third");
     git(repo, &["tag", "-a", "v1.0.0", "-m", "release 1.0.0"]);
     git(repo, &["tag", "latest"]);
+}
+
+/// A PyPI-style dependency with two releases (the newest is the one included).
+fn build_dependency(repo: &Path) {
+    init_repo(repo);
+    write(repo, "libdep/__init__.py", b"V = 1\n");
+    commit(repo, "one");
+    git(repo, &["tag", "v1.0"]);
+    write(repo, "libdep/__init__.py", b"V = 2\n");
+    write(repo, "setup.py", b"setup(name='libdep')\n");
+    commit(repo, "two");
+    git(repo, &["tag", "-a", "v1.1", "-m", "1.1"]);
 }
 
 /// The codebase text parsed: path -> Some(bytes) when inlined, None when listed.
@@ -147,12 +164,19 @@ fn pairs_apply_with_git_and_codebases_match_ls_tree() {
     let tmp = tempdir();
     let repo = tmp.path().join("proj");
     build_repo(&repo);
+    let dep = tmp.path().join("libdep");
+    build_dependency(&dep);
     let archive_dir = tmp.path().join("archive");
     archive::build(
         &archive_dir,
         &BuildOptions {
             repos: vec![
                 RepoSpec::parse(&format!("https://github.com/t/proj={}", repo.display())).unwrap(),
+                RepoSpec::parse(&format!(
+                    "https://pypi.org/project/libdep={}",
+                    dep.display()
+                ))
+                .unwrap(),
             ],
             max_content_size: 1 << 20,
             rows_per_file: 1000,
@@ -224,7 +248,26 @@ fn pairs_apply_with_git_and_codebases_match_ls_tree() {
 
         // The codebase: exactly the filtered files of ls-tree, inlined with git's bytes, or
         // listed when binary or over the cap.
-        let codebase = parse_codebase(r["input_text"].as_str().unwrap());
+        let mut codebase = parse_codebase(r["input_text"].as_str().unwrap());
+        // The dependencies: the archived one at its newest release, with its bytes; the
+        // other listed as missing.
+        let deps: BTreeMap<String, Option<Vec<u8>>> = codebase
+            .iter()
+            .filter(|(k, _)| k.starts_with("dependency "))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        codebase.retain(|k, _| !k.starts_with("dependency "));
+        let dep_tree = ls_tree(&dep, "v1.1");
+        let mut want_deps: BTreeMap<String, Option<Vec<u8>>> = dep_tree
+            .iter()
+            .map(|(p, (_, id))| {
+                let bytes = git_bytes(&dep, &["cat-file", "blob", id]);
+                (format!("dependency pypi libdep v1.1: {p}"), Some(bytes))
+            })
+            .collect();
+        want_deps.insert("dependency pypi missing-dep".into(), None);
+        assert_eq!(deps, want_deps, "{from}: {}", r["input_text"]);
+        assert_eq!(r["num_dependencies"], 1);
         let tree = ls_tree(&repo, from);
         let expected: BTreeSet<&String> = tree.keys().filter(|p| keeps(p)).collect();
         assert_eq!(codebase.keys().collect::<BTreeSet<_>>(), expected, "{from}");
@@ -287,12 +330,13 @@ fn pairs_apply_with_git_and_codebases_match_ls_tree() {
     // The large unchanged subtree (13 directories under vendor/) is never decoded by the
     // diffs: they decode both sides of each folder whose id changed (first pair: the root,
     // src and tests; second pair: the root and src) and the folder added (docs): 2*3 + 2*2
-    // + 1 = 11, against 16 folders per tree for a listing (the codebases: 2 x 16).
+    // + 1 = 11, against 16 folders per tree for a listing (the codebases: 2 x 16, and the
+    // dependency's tree, 2 folders, once per pair).
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let c = &manifest["counts"];
     assert_eq!(c["diff_dirs_decoded"], 11, "{c}");
-    assert_eq!(c["codebase_dirs_decoded"], 32, "{c}");
+    assert_eq!(c["codebase_dirs_decoded"], 32 + 2 * 2, "{c}");
     assert!(c["diff_dirs_skipped"].as_u64().unwrap() >= 2, "{c}");
     let card = std::fs::read_to_string(out.join("README.md")).unwrap();
     assert!(card.contains("t/not-archived: origin not found"), "{card}");
@@ -306,6 +350,47 @@ fn pairs_apply_with_git_and_codebases_match_ls_tree() {
     assert_eq!(table.num_rows(), 2);
     let outs = unearth::table::strings(&table, &out.join("pairs.parquet"), "output_text").unwrap();
     assert_eq!(outs[1].as_deref(), records[1]["output_text"].as_str());
+
+    // Hugging Face datasets loads each format as its users will (offline, cache in the test's
+    // folder).
+    let script = r#"
+import json, sys
+import datasets
+out = sys.argv[1]
+j = datasets.load_dataset("json", data_files=out + "/pairs.jsonl.gz", split="train")
+p = datasets.load_dataset("parquet", data_files=out + "/pairs.parquet", split="train")
+c = datasets.load_dataset("json", data_files=out + "/chat.jsonl.gz", split="train")
+print(json.dumps({
+    "json": [j.num_rows, j[1]["output_text"], j[0]["to_version"]],
+    "parquet": [p.num_rows, p[1]["output_text"], p[0]["to_version"]],
+    "chat": [c.num_rows, [m["role"] for m in c[0]["messages"]]],
+}))
+"#;
+    let py = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&out)
+        .env("HF_DATASETS_CACHE", tmp.path().join("hf-cache"))
+        .env("HF_HOME", tmp.path().join("hf-home"))
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_DATASETS_OFFLINE", "1")
+        .output()
+        .expect("python3 runs (scripts/setup.sh installs datasets)");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let loaded: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    for format in ["json", "parquet"] {
+        assert_eq!(loaded[format][0], 2, "{loaded}");
+        assert_eq!(loaded[format][1], records[1]["output_text"], "{format}");
+        assert_eq!(loaded[format][2], "v0.9.0");
+    }
+    assert_eq!(loaded["chat"][0], 2);
+    assert_eq!(
+        loaded["chat"][1],
+        serde_json::json!(["system", "user", "assistant"])
+    );
 
     // A second run replaces its own output; a folder unearth did not write is refused.
     unearth_ok(&["evolve"], &config);

@@ -10,6 +10,7 @@
 //! so memory holds one batch's file lists and one pair's texts.
 
 pub mod blobs;
+pub mod deps;
 pub mod output;
 pub mod patch;
 pub mod releases;
@@ -69,6 +70,14 @@ pub enum EvolveError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// The dependency mapping file does not parse.
+    #[error("dependency map {path}: {reason}")]
+    DependencyMap {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// The output folder holds something unearth did not write.
     #[error("{0}: exists and is not an evolve output of unearth; choose another `[evolve] out`")]
@@ -132,6 +141,13 @@ struct PairPlan {
     to: Release,
     codebase: Vec<Entry>,
     changes: Vec<Change>,
+    deps: Vec<DepPlan>,
+}
+
+/// One dependency of a pair: its latest release's files, or why there are none.
+struct DepPlan {
+    dep: deps::Dependency,
+    found: Result<(String, Vec<Entry>), String>,
 }
 
 /// One repository, planned.
@@ -224,6 +240,7 @@ fn plan_repo(
             to,
             codebase,
             changes,
+            deps: Vec::new(),
         });
     }
     Ok(plan)
@@ -312,6 +329,16 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveErr
     let fingerprint = crate::pipeline::GraphFingerprint::of(&cfg.graph)?;
     crate::pipeline::Workdir::open(&cfg.workdir, fingerprint)?;
     let graph = crate::graph::open_history(&cfg.graph)?;
+    let origin_map = match &cfg.evolve.dependency_map {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| EvolveError::io(path, e))?;
+            deps::OriginMap::parse(&text).map_err(|reason| EvolveError::DependencyMap {
+                path: path.clone(),
+                reason,
+            })?
+        }
+        None => deps::OriginMap::default(),
+    };
     let out_dir = cfg
         .evolve
         .out
@@ -328,18 +355,27 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveErr
     pl.start("Planning, fetching and writing release pairs");
     for batch in repos.chunks(REPOS_PER_BATCH) {
         let mut walks = Walks::default();
-        let plans: Vec<RepoPlan> = batch
+        let mut plans: Vec<RepoPlan> = batch
             .iter()
             .map(|r| plan_repo(&graph, cfg, r, &mut walks))
             .collect::<Result<_, _>>()?;
+        if cfg.evolve.include_dependencies {
+            add_dependencies(&graph, cfg, &origin_map, &mut plans, &mut walks.codebase)?;
+        }
         counts.codebase_dirs_decoded += walks.codebase.decoded;
         counts.diff_dirs_decoded += walks.diff.decoded;
         counts.diff_dirs_skipped += walks.diff.skipped;
         let mut wanted: Vec<Sha1Git> = Vec::new();
         for p in plans.iter().flat_map(|r| &r.pairs) {
+            let dep_entries = p
+                .deps
+                .iter()
+                .filter_map(|d| d.found.as_ref().ok())
+                .flat_map(|f| &f.1);
             let entries = p
                 .codebase
                 .iter()
+                .chain(dep_entries)
                 .chain(p.changes.iter().flat_map(change_entries));
             wanted.extend(
                 entries
@@ -370,6 +406,106 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveErr
     pl.done();
     writer.finish(&counts)?;
     Ok(counts)
+}
+
+/// Root-level files of `codebase` that declare dependencies.
+fn manifests(codebase: &[Entry]) -> impl Iterator<Item = &Entry> {
+    codebase
+        .iter()
+        .filter(|e| e.kind.has_content() && !e.path.contains(&b'/') && is_manifest_name(&e.path))
+}
+
+fn is_manifest_name(path: &[u8]) -> bool {
+    let name = String::from_utf8_lossy(path);
+    (name.starts_with("requirements") && name.ends_with(".txt"))
+        || matches!(
+            name.as_ref(),
+            "pyproject.toml" | "setup.py" | "Cargo.toml" | "package.json" | "go.mod"
+        )
+}
+
+/// The declared dependencies of each pair's from-release, to `dependency_depth` levels, each
+/// with the files of its origin's latest release (or why not).
+fn add_dependencies(
+    graph: &impl HistoryGraph,
+    cfg: &Config,
+    origin_map: &deps::OriginMap,
+    plans: &mut [RepoPlan],
+    walks: &mut WalkCounts,
+) -> Result<(), EvolveError> {
+    let ev = &cfg.evolve;
+    // Level by level: the manifests of this level's trees are fetched together.
+    let mut frontier: Vec<(usize, usize, Vec<Entry>)> = Vec::new();
+    for (r, plan) in plans.iter().enumerate() {
+        for (p, pair) in plan.pairs.iter().enumerate() {
+            frontier.push((r, p, manifests(&pair.codebase).cloned().collect()));
+        }
+    }
+    for _ in 0..ev.dependency_depth {
+        let ids: Vec<Sha1Git> = {
+            let mut v: Vec<Sha1Git> = frontier
+                .iter()
+                .flat_map(|f| &f.2)
+                .map(|e| node_id(graph, e.node))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        if ids.is_empty() {
+            break;
+        }
+        let blobs = Blobs::prepare(cfg, &ids)?;
+        let mut next = Vec::new();
+        for (r, p, files) in frontier {
+            let pair = &mut plans[r].pairs[p];
+            for f in &files {
+                let Bytes::Ok(bytes) = blobs.get(&node_id(graph, f.node)) else {
+                    continue;
+                };
+                let name = String::from_utf8_lossy(&f.path);
+                let file_name = name.rsplit('/').next().unwrap_or(&name);
+                for dep in deps::parse(file_name, &String::from_utf8_lossy(&bytes)) {
+                    if pair.deps.len() >= ev.max_dependencies
+                        || pair.deps.iter().any(|d| d.dep == dep)
+                    {
+                        continue;
+                    }
+                    let found = resolve_dependency(graph, origin_map, &dep, walks);
+                    if let Ok((_, entries)) = &found {
+                        next.push((r, p, manifests(entries).cloned().collect()));
+                    }
+                    pair.deps.push(DepPlan { dep, found });
+                }
+            }
+        }
+        frontier = next;
+    }
+    Ok(())
+}
+
+/// The files of `dep`'s origin at its latest release.
+fn resolve_dependency(
+    graph: &impl HistoryGraph,
+    origin_map: &deps::OriginMap,
+    dep: &deps::Dependency,
+    walks: &mut WalkCounts,
+) -> Result<(String, Vec<Entry>), String> {
+    let urls = origin_map.urls(dep);
+    let origin = urls
+        .iter()
+        .find_map(|u| crate::graph::origins::origin_node(graph, u))
+        .ok_or_else(|| format!("not archived, tried {}", urls.join(", ")))?;
+    let rel = releases::releases_of_origin(graph, origin)
+        .ok_or_else(|| "archived without a snapshot".to_string())?;
+    let latest = rel
+        .ordered
+        .last()
+        .ok_or_else(|| "archived without a release".to_string())?;
+    Ok((
+        latest.tag.clone(),
+        treediff::list(graph, latest.root, b"", walks),
+    ))
 }
 
 fn change_entries(c: &Change) -> Vec<&Entry> {
@@ -419,6 +555,47 @@ fn render(
             Err(why) => {
                 input.push_str(&format!("=== {name} ({why}: not included) ===\n"));
                 counts.files_listed += 1;
+            }
+        }
+    }
+    // The dependencies: each one's files at its latest release, within the same cap.
+    let mut num_dependencies = 0;
+    for d in &pair.deps {
+        let (tag, entries) = match &d.found {
+            Ok(f) => f,
+            Err(why) => {
+                input.push_str(&format!(
+                    "=== dependency {} {} ({why}: not included) ===\n",
+                    d.dep.ecosystem.name(),
+                    d.dep.name
+                ));
+                continue;
+            }
+        };
+        num_dependencies += 1;
+        for e in entries {
+            let name = format!(
+                "dependency {} {} {tag}: {}",
+                d.dep.ecosystem.name(),
+                d.dep.name,
+                patch::quote("", &e.path)
+            );
+            let text = if e.kind.has_content() {
+                text_of(blobs, graph, e, ev.max_file_size, &mut cache)
+            } else {
+                Err("submodule".to_string())
+            };
+            match text {
+                Ok(text) if used + text.len() as u64 <= ev.max_codebase_size => {
+                    used += text.len() as u64;
+                    input.push_str(&format!("=== {name} ({} bytes) ===\n", text.len()));
+                    input.push_str(text);
+                    input.push('\n');
+                }
+                Ok(_) => input.push_str(&format!(
+                    "=== {name} (over the codebase cap: not included) ===\n"
+                )),
+                Err(why) => input.push_str(&format!("=== {name} ({why}: not included) ===\n")),
             }
         }
     }
@@ -475,11 +652,11 @@ fn render(
         output_text,
         num_files_in_codebase: pair.codebase.len() as u64,
         num_files_changed: pair.changes.len() as u64,
-        num_dependencies: 0,
+        num_dependencies,
         origin_url: repo.url.clone().unwrap_or_default(),
         snapshot_id: repo.snapshot.clone().unwrap_or_default(),
-        from_revision: swhid(pair.from.revision),
-        to_revision: swhid(pair.to.revision),
+        from_revision: pair.from.revision.map(swhid).unwrap_or_default(),
+        to_revision: pair.to.revision.map(swhid).unwrap_or_default(),
         from_release: pair.from.release.map(swhid),
         to_release: pair.to.release.map(swhid),
     }

@@ -1,7 +1,8 @@
 //! The releases of an origin, from its latest snapshot, in version order.
 //!
-//! A release is a `refs/tags/*` branch of the snapshot: an annotated tag (a release node,
-//! followed through tags of tags to its revision) or a lightweight one (a revision). Tags
+//! A release is a `refs/tags/*` branch of the snapshot (or `releases/*`, as SWH's package
+//! loaders name theirs): an annotated tag (a release node, followed through tags of tags to
+//! its revision, or straight to a directory for packages) or a lightweight one (a revision). Tags
 //! that read as versions ([`super::version`]) are ordered by version; when an origin has no
 //! such tag, its tags are ordered by date (the release's author date, else the revision's
 //! committer date). Tags naming neither a revision nor a release of one (a tagged tree or
@@ -23,8 +24,8 @@ pub struct Release {
     pub version: Option<Version>,
     /// The release node of an annotated tag.
     pub release: Option<usize>,
-    /// The tagged revision.
-    pub revision: usize,
+    /// The tagged revision (none when a package release names its directory directly).
+    pub revision: Option<usize>,
     /// Its root directory.
     pub root: usize,
     /// Seconds since the epoch: the release's date, else the revision's.
@@ -66,18 +67,32 @@ fn latest_snapshot(graph: &impl HistoryGraph, origin: usize) -> Option<usize> {
     best.map(|b| b.1)
 }
 
-/// The revision a release node tags, through tags of tags (at most 16), and the release's
-/// date.
-fn tagged_revision(graph: &impl HistoryGraph, mut node: usize) -> Option<usize> {
+/// The revision (if any) and root directory a branch target names, through tags of tags (at
+/// most 16); `Err` says why there is none.
+fn tagged_tree(
+    graph: &impl HistoryGraph,
+    mut node: usize,
+) -> Result<(Option<usize>, usize), &'static str> {
     let props = graph.properties();
     for _ in 0..16 {
         match props.node_type(node) {
-            NodeType::Revision => return Some(node),
-            NodeType::Release => node = graph.successors(node).into_iter().next()?,
-            _ => return None,
+            NodeType::Revision => {
+                return root_of(graph, node)
+                    .map(|root| (Some(node), root))
+                    .ok_or("its revision has no root directory in the graph");
+            }
+            NodeType::Directory => return Ok((None, node)),
+            NodeType::Release => {
+                node = graph
+                    .successors(node)
+                    .into_iter()
+                    .next()
+                    .ok_or("its release has no target in the graph")?
+            }
+            _ => return Err("tags no revision or directory"),
         }
     }
-    None
+    Err("a chain of more than 16 tags")
 }
 
 /// The root directory of `revision`.
@@ -106,22 +121,24 @@ pub fn releases_of_origin(graph: &impl HistoryGraph, origin: usize) -> Option<Re
         for l in labels {
             let EdgeLabel::Branch(b) = l else { continue };
             let name = props.label_name(b.label_name_id());
-            let Some(tag) = name.strip_prefix(b"refs/tags/") else {
+            let Some(tag) = name
+                .strip_prefix(b"refs/tags/")
+                .or_else(|| name.strip_prefix(b"releases/"))
+            else {
                 continue;
             };
             let tag = String::from_utf8_lossy(tag).into_owned();
             let release = (props.node_type(target) == NodeType::Release).then_some(target);
-            let Some(revision) = tagged_revision(graph, target) else {
-                set_aside.push((tag, "tags no revision"));
-                continue;
-            };
-            let Some(root) = root_of(graph, revision) else {
-                set_aside.push((tag, "its revision has no root directory in the graph"));
-                continue;
+            let (revision, root) = match tagged_tree(graph, target) {
+                Ok(t) => t,
+                Err(why) => {
+                    set_aside.push((tag, why));
+                    continue;
+                }
             };
             let date = release
                 .and_then(|r| props.author_timestamp(r))
-                .or_else(|| props.committer_timestamp(revision));
+                .or_else(|| revision.and_then(|r| props.committer_timestamp(r)));
             tags.push(Release {
                 version: version::parse(&tag),
                 tag,
@@ -178,7 +195,7 @@ mod tests {
             tag: name.into(),
             version: version::parse(name),
             release: None,
-            revision: 0,
+            revision: None,
             root: 0,
             date: Some(date),
         }
