@@ -27,8 +27,8 @@ fn commit(repo: &Path, msg: &str) {
 
 /// A repository with tags of every kind: lightweight and annotated, semver with a
 /// pre-release, a name that is no version; changes of every kind: edits, a rename, a mode
-/// change, a binary file, a symlink, a file over the cap, a missing final newline; a large
-/// subtree that never changes; and a folder the filters leave out.
+/// change, a binary file, a symlink, a file becoming a link, a file over the cap, a missing
+/// final newline; a large subtree that never changes; and a folder the filters leave out.
 fn build_repo(repo: &Path) {
     init_repo(repo);
     write(repo, "README.md", b"# proj\n\nA project.\n");
@@ -55,6 +55,8 @@ fn build_repo(repo: &Path) {
         );
     }
     std::os::unix::fs::symlink("README.md", repo.join("link")).unwrap();
+    write(repo, "typed", b"a regular file, a link later\n");
+    write(repo, "cr.txt", b"old mac\rline\n");
     commit(repo, "first");
     git(repo, &["tag", "v0.9.0-rc.1"]);
 
@@ -73,6 +75,7 @@ fn build_repo(repo: &Path) {
     write(repo, "src/new.py", b"print('new')\n");
     write(repo, "data.bin", b"\x00\x01\x03binary!\x00");
     write(repo, "nonl.txt", b"no newline at the end, still");
+    write(repo, "cr.txt", b"old mac\rlines\n");
     write(repo, "tests/test_a.py", b"assert 1\n");
     git(repo, &["update-index", "--chmod=+x", "script.sh"]);
     std::fs::set_permissions(
@@ -86,6 +89,8 @@ fn build_repo(repo: &Path) {
     std::fs::remove_file(repo.join("link")).unwrap();
     std::fs::create_dir_all(repo.join("docs")).unwrap();
     std::os::unix::fs::symlink("src/a.py", repo.join("link")).unwrap();
+    std::fs::remove_file(repo.join("typed")).unwrap();
+    std::os::unix::fs::symlink("README.md", repo.join("typed")).unwrap();
     write(repo, "docs/guide.md", b"Guide\n");
     write(repo, "nonl.txt", b"now ends with one\n");
     write(repo, "big.txt", "y".repeat(CAP * 2).as_bytes());

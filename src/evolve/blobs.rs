@@ -32,14 +32,17 @@ pub enum Bytes {
 /// The joined, fetched blobs of one evolve run.
 pub struct Blobs {
     join: JoinMap,
+    /// Blobs longer than this are neither fetched nor read.
+    max_len: u64,
     stores: BlobStores,
     /// Counts of the fetch.
     pub fetch: FetchCounts,
 }
 
 impl Blobs {
-    /// Joins `ids` to sha1 and fetches what the store lacks.
-    pub fn prepare(cfg: &Config, ids: &[Sha1Git]) -> Result<Self, EvolveError> {
+    /// Joins `ids` to sha1 and fetches what the store lacks, except blobs longer than
+    /// `max_len` (the archive knows their length: they are never downloaded).
+    pub fn prepare(cfg: &Config, ids: &[Sha1Git], max_len: u64) -> Result<Self, EvolveError> {
         let join = join(cfg, ids)?;
         let root = blob_dir(&cfg.workdir);
         let tag = source_tag(&cfg.fetch.source_id());
@@ -48,6 +51,9 @@ impl Blobs {
             .iter()
             .filter_map(|(id, k)| {
                 let sha1 = k.sha1.filter(|_| k.status == ContentStatus::Visible)?;
+                if k.length.is_some_and(|l| l > max_len) {
+                    return None;
+                }
                 let settled = before
                     .get(&sha1)
                     .is_some_and(|(_, r)| r.status == BlobStatus::Ok || r.source == tag);
@@ -67,6 +73,7 @@ impl Blobs {
         drop(store);
         Ok(Self {
             join,
+            max_len,
             stores: BlobStores::open(&root).map_err(PhaseError::from)?,
             fetch,
         })
@@ -77,6 +84,9 @@ impl Blobs {
         let Some(k) = self.join.get(id) else {
             return Bytes::Unavailable("not in the archive's content tables".into());
         };
+        if let Some(l) = k.length.filter(|&l| l > self.max_len) {
+            return Bytes::Unavailable(format!("over the size cap, {l} bytes"));
+        }
         let Some(sha1) = k.sha1.filter(|_| k.status == ContentStatus::Visible) else {
             let why = k
                 .reason

@@ -386,7 +386,7 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveErr
         wanted.sort_unstable();
         wanted.dedup();
         counts.blobs_wanted += wanted.len() as u64;
-        let blobs = Blobs::prepare(cfg, &wanted)?;
+        let blobs = Blobs::prepare(cfg, &wanted, cfg.evolve.max_file_size)?;
         counts.blobs_fetched += blobs.fetch.fetched;
         for plan in &plans {
             if plan.pairs.is_empty() {
@@ -395,6 +395,15 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveErr
                 counts.repos_found += 1;
             }
             for pair in &plan.pairs {
+                // Nothing to learn from, and `git apply` refuses an empty patch.
+                if pair.changes.is_empty() {
+                    let why = format!(
+                        "{} -> {}: no change within the filters",
+                        pair.from.tag, pair.to.tag
+                    );
+                    writer.note(&plan.name, &why);
+                    continue;
+                }
                 let record = render(&graph, cfg, &blobs, plan, pair, &mut counts);
                 counts.text_bytes += (record.input_text.len() + record.output_text.len()) as u64;
                 writer.write(&record)?;
@@ -455,7 +464,7 @@ fn add_dependencies(
         if ids.is_empty() {
             break;
         }
-        let blobs = Blobs::prepare(cfg, &ids)?;
+        let blobs = Blobs::prepare(cfg, &ids, ev.max_file_size)?;
         let mut next = Vec::new();
         for (r, p, files) in frontier {
             let pair = &mut plans[r].pairs[p];
@@ -567,7 +576,7 @@ fn render(
                 input.push_str(&format!(
                     "=== dependency {} {} ({why}: not included) ===\n",
                     d.dep.ecosystem.name(),
-                    d.dep.name
+                    patch::quote("", d.dep.name.as_bytes())
                 ));
                 continue;
             }
@@ -575,9 +584,10 @@ fn render(
         num_dependencies += 1;
         for e in entries {
             let name = format!(
-                "dependency {} {} {tag}: {}",
+                "dependency {} {} {}: {}",
                 d.dep.ecosystem.name(),
-                d.dep.name,
+                patch::quote("", d.dep.name.as_bytes()),
+                patch::quote("", tag.as_bytes()),
                 patch::quote("", &e.path)
             );
             let text = if e.kind.has_content() {
@@ -616,6 +626,16 @@ fn render(
             }
             let mut buf = Vec::new();
             let text = text_of(blobs, graph, e, ev.max_file_size, &mut buf)?.to_string();
+            // git ends lines at \n only; a diff library that also ends them at a bare \r
+            // would write hunks git cannot count.
+            if text
+                .as_bytes()
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'))
+            {
+                return Err("a carriage return inside a line".into());
+            }
             Ok(Some((hex(&node_id(graph, e.node).0), text)))
         };
         match (side_text(old), side_text(new)) {

@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringBuilder, UInt64Builder};
+use arrow::array::{ArrayRef, LargeStringBuilder, RecordBatch, UInt64Builder};
 use arrow::datatypes::{DataType, Field, Schema};
 use flate2::write::GzEncoder;
 use parquet::arrow::ArrowWriter;
@@ -20,8 +20,10 @@ use parquet::file::properties::WriterProperties;
 use super::{EvolveCounts, EvolveError};
 use crate::config::EvolveFormat;
 
-/// Records buffered before a Parquet row group is written.
+/// Records buffered before a Parquet row group is written, at most...
 const ROWS_PER_GROUP: usize = 64;
+/// ...and bytes of their texts (one codebase alone may be 100 MiB).
+const BYTES_PER_GROUP: usize = 256 << 20;
 /// Name of the marker.
 const MANIFEST: &str = "manifest.json";
 /// `kind` of the marker.
@@ -88,7 +90,8 @@ const NUMBER_COLUMNS: [&str; 5] = [
 fn schema() -> Arc<Schema> {
     let mut fields: Vec<Field> = TEXT_COLUMNS
         .iter()
-        .map(|n| Field::new(*n, DataType::Utf8, n.ends_with("_release")))
+        // 64-bit offsets: a row group's texts may pass 2 GiB.
+        .map(|n| Field::new(*n, DataType::LargeUtf8, n.ends_with("_release")))
         .collect();
     fields.extend(
         NUMBER_COLUMNS
@@ -100,7 +103,7 @@ fn schema() -> Arc<Schema> {
 
 fn batch(records: &[Record]) -> Result<RecordBatch, arrow::error::ArrowError> {
     let texts = |f: &dyn Fn(&Record) -> Option<&str>| -> ArrayRef {
-        let mut b = StringBuilder::new();
+        let mut b = LargeStringBuilder::new();
         for r in records {
             b.append_option(f(r));
         }
@@ -144,7 +147,10 @@ pub struct Writer {
     chat: Option<Gz>,
     parquet: Option<ArrowWriter<File>>,
     pending: Vec<Record>,
+    pending_bytes: usize,
     system: String,
+    /// Whether the staging folder became the output (else it is removed when dropped).
+    done: bool,
     /// Repositories without a pair, and why.
     notes: Vec<(String, String)>,
     /// Pairs per repository.
@@ -204,7 +210,9 @@ impl Writer {
             staging,
             parquet,
             pending: Vec::new(),
+            pending_bytes: 0,
             system: system.to_owned(),
+            done: false,
             notes: Vec::new(),
             per_repo: Default::default(),
         })
@@ -238,8 +246,9 @@ impl Writer {
             w.write_all(b"\n").map_err(|e| io("chat.jsonl.gz", e))?;
         }
         if self.parquet.is_some() {
+            self.pending_bytes += r.input_text.len() + r.output_text.len();
             self.pending.push(r.clone());
-            if self.pending.len() >= ROWS_PER_GROUP {
+            if self.pending.len() >= ROWS_PER_GROUP || self.pending_bytes >= BYTES_PER_GROUP {
                 self.flush()?;
             }
         }
@@ -257,6 +266,7 @@ impl Writer {
                 .map_err(|e| EvolveError::io(&path, std::io::Error::other(e)))?;
         }
         self.pending.clear();
+        self.pending_bytes = 0;
         Ok(())
     }
 
@@ -292,16 +302,13 @@ impl Writer {
             .collect();
         names.sort();
         for p in names {
-            let bytes = std::fs::read(&p).map_err(|e| EvolveError::io(&p, e))?;
+            let (size, hash) = hash_file(&p).map_err(|e| EvolveError::io(&p, e))?;
             files.insert(
                 p.file_name()
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned(),
-                serde_json::json!({
-                    "size": bytes.len(),
-                    "xxh3": format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)),
-                }),
+                serde_json::json!({"size": size, "xxh3": format!("{hash:032x}")}),
             );
         }
         let manifest = serde_json::json!({"kind": KIND, "counts": counts, "files": files});
@@ -311,10 +318,27 @@ impl Writer {
             serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
         )
         .map_err(|e| EvolveError::io(&path, e))?;
+        sync_dir(&self.staging).map_err(|e| EvolveError::io(&self.staging, e))?;
+        // The old output goes aside first and is removed only once the new one is in place:
+        // at every moment one complete output exists. It is checked again (a run may last
+        // hours).
+        let aside = self.staging.with_extension("old");
         if self.out.exists() {
-            std::fs::remove_dir_all(&self.out).map_err(|e| EvolveError::io(&self.out, e))?;
+            if !is_ours(&self.out) {
+                return Err(EvolveError::Foreign(self.out.clone()));
+            }
+            std::fs::rename(&self.out, &aside).map_err(|e| EvolveError::io(&self.out, e))?;
         }
         std::fs::rename(&self.staging, &self.out).map_err(|e| EvolveError::io(&self.out, e))?;
+        self.done = true;
+        if let Some(parent) = self.out.parent() {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| EvolveError::io(parent, e))?;
+        }
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside).map_err(|e| EvolveError::io(&aside, e))?;
+        }
         Ok(self.out.clone())
     }
 
@@ -350,6 +374,44 @@ impl Writer {
         }
         s
     }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // A run that failed leaves no staging folder behind (it is unearth's own).
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Size and XXH3-128 of the file at `path`, streamed.
+fn hash_file(path: &Path) -> std::io::Result<(u64, u128)> {
+    let mut f = std::io::BufReader::new(File::open(path)?);
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf)?;
+        if n == 0 {
+            return Ok((size, h.digest128()));
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+}
+
+/// Flushes the entries of folder `dir` (and every file in it) to disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        for e in std::fs::read_dir(dir)? {
+            let p = e?.path();
+            if p.is_file() {
+                File::open(&p)?.sync_all()?;
+            }
+        }
+    }
+    File::open(dir)?.sync_all()
 }
 
 /// Whether `dir` is an output folder of `unearth evolve`.

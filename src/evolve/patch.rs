@@ -65,8 +65,11 @@ fn hunks(out: &mut String, old_name: &str, new_name: &str, old: &str, new: &str)
     if old == new {
         return;
     }
+    // A deadline keeps a rewritten large file from costing O(N*D): past it the diff is
+    // still right, only less minimal.
     let diff = TextDiff::configure()
         .algorithm(Algorithm::Myers)
+        .timeout(std::time::Duration::from_secs(2))
         .diff_lines(old, new);
     let _ = writeln!(out, "--- {old_name}\n+++ {new_name}");
     let mut unified = diff.unified_diff();

@@ -45,8 +45,8 @@ pub struct Releases {
     pub set_aside: Vec<(String, &'static str)>,
 }
 
-/// The latest snapshot of `origin`: the one its latest visit found.
-fn latest_snapshot(graph: &impl HistoryGraph, origin: usize) -> Option<usize> {
+/// The latest snapshot of `origin`: the one its latest visit found, with that visit's time.
+fn latest_visit(graph: &impl HistoryGraph, origin: usize) -> Option<(u64, usize)> {
     let props = graph.properties();
     let mut best: Option<(u64, usize)> = None;
     for (succ, labels) in graph.labeled_successors(origin) {
@@ -64,7 +64,7 @@ fn latest_snapshot(graph: &impl HistoryGraph, origin: usize) -> Option<usize> {
             best = Some((when, succ));
         }
     }
-    best.map(|b| b.1)
+    best
 }
 
 /// The revision (if any) and root directory a branch target names, through tags of tags (at
@@ -104,17 +104,20 @@ pub fn root_of(graph: &impl HistoryGraph, revision: usize) -> Option<usize> {
         .find(|&s| props.node_type(s) == NodeType::Directory)
 }
 
-/// The releases of the first origin `slug` names through `templates` (exact URLs), or
+/// The releases of the origin `slug` names through `templates` (exact URLs), or
 /// `None` when the graph has no such origin or it has no snapshot.
 pub fn releases(graph: &impl HistoryGraph, slug: &str, templates: &[String]) -> Option<Releases> {
-    let origin = *origins_of(graph, slug, templates).first()?;
+    // Of several origins the slug names (`x/y` and `x/y.git`), the most recently visited.
+    let origin = origins_of(graph, slug, templates)
+        .into_iter()
+        .max_by_key(|&o| (latest_visit(graph, o).map(|v| v.0), o))?;
     releases_of_origin(graph, origin)
 }
 
 /// The releases of `origin`.
 pub fn releases_of_origin(graph: &impl HistoryGraph, origin: usize) -> Option<Releases> {
     let props = graph.properties();
-    let snapshot = latest_snapshot(graph, origin)?;
+    let (_, snapshot) = latest_visit(graph, origin)?;
     let mut tags = Vec::new();
     let mut set_aside = Vec::new();
     for (target, labels) in graph.labeled_successors(snapshot) {
@@ -159,22 +162,36 @@ pub fn releases_of_origin(graph: &impl HistoryGraph, origin: usize) -> Option<Re
 }
 
 /// Orders `tags` oldest first: by version when some are versions (the others are set aside),
-/// else by date; the tag name breaks ties.
+/// else by date; the tag name breaks ties. Of neighbours naming the same tree (`v1.0` and
+/// `1.0` on one commit), the later is kept: their pair would be empty.
 pub fn order(tags: Vec<Release>, set_aside: &mut Vec<(String, &'static str)>) -> Vec<Release> {
     let (mut versions, others): (Vec<Release>, Vec<Release>) =
         tags.into_iter().partition(|r| r.version.is_some());
-    if versions.is_empty() {
+    let mut ordered = if versions.is_empty() {
         let mut others = others;
         others.sort_by(|a, b| a.date.cmp(&b.date).then_with(|| a.tag.cmp(&b.tag)));
-        return others;
-    }
-    set_aside.extend(
         others
-            .into_iter()
-            .map(|r| (r.tag, "not a version, and the origin has version tags")),
-    );
-    versions.sort_by(|a, b| a.version.cmp(&b.version).then_with(|| a.tag.cmp(&b.tag)));
-    versions
+    } else {
+        set_aside.extend(
+            others
+                .into_iter()
+                .map(|r| (r.tag, "not a version, and the origin has version tags")),
+        );
+        versions.sort_by(|a, b| a.version.cmp(&b.version).then_with(|| a.tag.cmp(&b.tag)));
+        versions
+    };
+    let mut kept: Vec<Release> = Vec::with_capacity(ordered.len());
+    for r in ordered.drain(..) {
+        if let Some(prev) = kept.last_mut() {
+            if prev.root == r.root {
+                let dropped = std::mem::replace(prev, r);
+                set_aside.push((dropped.tag, "the same tree as the next tag"));
+                continue;
+            }
+        }
+        kept.push(r);
+    }
+    kept
 }
 
 /// The consecutive pairs of the newest `max_versions` releases of `ordered` (oldest first),
@@ -196,9 +213,28 @@ mod tests {
             version: version::parse(name),
             release: None,
             revision: None,
-            root: 0,
+            root: date as usize,
             date: Some(date),
         }
+    }
+
+    #[test]
+    fn tags_of_one_tree_give_no_empty_pair() {
+        let mut aside = Vec::new();
+        let mut same = tag("v1.0", 2);
+        same.root = 5;
+        let mut other = tag("1.0", 3);
+        other.root = 5;
+        let got = order(
+            vec![tag("v0.9", 1), same, other, tag("v1.1", 4)],
+            &mut aside,
+        );
+        let names: Vec<&str> = got.iter().map(|r| r.tag.as_str()).collect();
+        assert_eq!(names, ["v0.9", "v1.0", "v1.1"]);
+        assert_eq!(
+            aside,
+            [("1.0".to_string(), "the same tree as the next tag")]
+        );
     }
 
     #[test]

@@ -44,6 +44,13 @@ impl Kind {
         }
     }
 
+    /// Whether a change from `self` to `other` is a mode change git writes in place (regular
+    /// and executable files), not a change of type.
+    pub fn same_type(self, other: Kind) -> bool {
+        let file = |k| matches!(k, Kind::File | Kind::Executable);
+        self == other || (file(self) && file(other))
+    }
+
     /// Whether the entry has bytes of its own (files and links).
     pub fn has_content(self) -> bool {
         matches!(self, Kind::File | Kind::Executable | Kind::Symlink)
@@ -212,7 +219,10 @@ pub fn diff(
                         (true, true) if x.1 == y.1 => counts.skipped += 1,
                         (true, true) => stack.push((path, x.1, y.1)),
                         (false, false) if x.1 == y.1 && x.2 == y.2 => {}
-                        (false, false) => modified.push(Change::Modified {
+                        // A file and an executable differ by mode; a file and a link (or a
+                        // submodule) differ in type, which git writes as a deletion and an
+                        // addition.
+                        (false, false) if x.2.same_type(y.2) => modified.push(Change::Modified {
                             old: Entry {
                                 path: path.clone(),
                                 node: x.1,
@@ -237,7 +247,11 @@ pub fn diff(
     }
     let mut changes = pair_renames(added, deleted);
     changes.extend(modified);
-    changes.sort_by(|a, b| a.path().cmp(b.path()));
+    // Path order, and at one path (a change of type) the deletion first, as git writes it.
+    changes.sort_by(|a, b| {
+        let added = |c: &Change| !matches!(c, Change::Deleted(_));
+        a.path().cmp(b.path()).then(added(a).cmp(&added(b)))
+    });
     changes
 }
 

@@ -74,6 +74,24 @@ fn split_identifiers(s: &str) -> Vec<String> {
     out
 }
 
+impl Version {
+    /// -1 before the release (`rc1`, `beta`), 0 the release itself (nothing, or `final`,
+    /// `ga`, `stable`, `release`), 1 after it (PEP 440 `post1`, `1.0-1`, `p2`, `patch3`,
+    /// `rev4`).
+    fn phase(&self) -> i8 {
+        let Some(first) = self.pre.first() else {
+            return 0;
+        };
+        let word = first.to_ascii_lowercase();
+        match word.as_str() {
+            "final" | "ga" | "stable" | "release" if self.pre.len() == 1 => 0,
+            "post" | "p" | "pl" | "patch" | "r" | "rev" => 1,
+            _ if word.bytes().all(|b| b.is_ascii_digit()) => 1,
+            _ => -1,
+        }
+    }
+}
+
 fn compare_identifier(a: &str, b: &str) -> Ordering {
     match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(x), Ok(y)) => x.cmp(&y),
@@ -93,7 +111,16 @@ impl Ord for Version {
                 return a.cmp(&b);
             }
         }
-        match (self.pre.is_empty(), other.pre.is_empty()) {
+        match self.phase().cmp(&other.phase()) {
+            Ordering::Equal => {}
+            c => return c,
+        }
+        // Within a phase: the identifiers (a lone neutral word compares as the release).
+        let neutral = |v: &Version| v.phase() == 0;
+        match (
+            self.pre.is_empty() || neutral(self),
+            other.pre.is_empty() || neutral(other),
+        ) {
             (true, true) => Ordering::Equal,
             (true, false) => Ordering::Greater,
             (false, true) => Ordering::Less,
@@ -183,6 +210,11 @@ mod tests {
             ]
         );
         assert_eq!(parse("1.2+build.5").unwrap(), parse("1.2.0").unwrap());
+        assert_eq!(
+            sorted(&["1.0.post1", "1.0", "1.0rc1", "1.0.post2", "1.1a1"]),
+            ["1.0rc1", "1.0", "1.0.post1", "1.0.post2", "1.1a1"]
+        );
+        assert_eq!(parse("2.0-final").unwrap(), parse("2.0").unwrap());
     }
 
     #[test]
