@@ -147,7 +147,9 @@ struct PairPlan {
 /// One dependency of a pair: its latest release's files, or why there are none.
 struct DepPlan {
     dep: deps::Dependency,
-    found: Result<(String, Vec<Entry>), String>,
+    /// Shared by every pair of the batch that declares the dependency: its tree is listed
+    /// once.
+    found: std::sync::Arc<Result<(String, Vec<Entry>), String>>,
 }
 
 /// One repository, planned.
@@ -158,6 +160,8 @@ struct RepoPlan {
     pairs: Vec<PairPlan>,
     /// Why there is no pair, when there is none.
     note: Option<String>,
+    /// Pairs left out, and why.
+    skipped: Vec<String>,
 }
 
 /// Counts of a run.
@@ -212,6 +216,7 @@ fn plan_repo(
         snapshot: None,
         pairs: Vec::new(),
         note: None,
+        skipped: Vec::new(),
     };
     let Some(rel) = releases::releases(graph, &repo.name, templates) else {
         plan.note = Some("origin not found, or it has no snapshot".into());
@@ -227,14 +232,26 @@ fn plan_repo(
     }
     for (a, b) in pairs {
         let (from, to) = (rel.ordered[a].clone(), rel.ordered[b].clone());
-        let codebase: Vec<Entry> = treediff::list(graph, from.root, b"", &mut walks.codebase)
+        let (mut listed, mut diffed) = (WalkCounts::default(), WalkCounts::default());
+        let codebase: Vec<Entry> = treediff::list(graph, from.root, b"", &mut listed)
             .into_iter()
             .filter(|e| filter.keeps(&e.path))
             .collect();
-        let changes = treediff::diff(graph, from.root, to.root, &mut walks.diff)
+        let changes = treediff::diff(graph, from.root, to.root, &mut diffed)
             .into_iter()
             .filter_map(|c| filtered(c, &filter))
             .collect();
+        walks.codebase.add(&listed);
+        walks.diff.add(&diffed);
+        if listed.over_cap || diffed.over_cap {
+            plan.skipped.push(format!(
+                "{} -> {}: more than {} files in a tree or a diff, left out",
+                from.tag,
+                to.tag,
+                treediff::MAX_ENTRIES
+            ));
+            continue;
+        }
         plan.pairs.push(PairPlan {
             from,
             to,
@@ -370,7 +387,7 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveErr
             let dep_entries = p
                 .deps
                 .iter()
-                .filter_map(|d| d.found.as_ref().ok())
+                .filter_map(|d| d.found.as_ref().as_ref().ok())
                 .flat_map(|f| &f.1);
             let entries = p
                 .codebase
@@ -389,6 +406,9 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveErr
         let blobs = Blobs::prepare(cfg, &wanted, cfg.evolve.max_file_size)?;
         counts.blobs_fetched += blobs.fetch.fetched;
         for plan in &plans {
+            for why in &plan.skipped {
+                writer.note(&plan.name, why);
+            }
             if plan.pairs.is_empty() {
                 writer.note(&plan.name, plan.note.as_deref().unwrap_or("no pair"));
             } else {
@@ -443,6 +463,8 @@ fn add_dependencies(
     walks: &mut WalkCounts,
 ) -> Result<(), EvolveError> {
     let ev = &cfg.evolve;
+    let mut cache: std::collections::HashMap<deps::Dependency, std::sync::Arc<_>> =
+        Default::default();
     // Level by level: the manifests of this level's trees are fetched together.
     let mut frontier: Vec<(usize, usize, Vec<Entry>)> = Vec::new();
     for (r, plan) in plans.iter().enumerate() {
@@ -480,8 +502,13 @@ fn add_dependencies(
                     {
                         continue;
                     }
-                    let found = resolve_dependency(graph, origin_map, &dep, walks);
-                    if let Ok((_, entries)) = &found {
+                    let found = cache
+                        .entry(dep.clone())
+                        .or_insert_with(|| {
+                            std::sync::Arc::new(resolve_dependency(graph, origin_map, &dep, walks))
+                        })
+                        .clone();
+                    if let Ok((_, entries)) = found.as_ref() {
                         next.push((r, p, manifests(entries).cloned().collect()));
                     }
                     pair.deps.push(DepPlan { dep, found });
@@ -570,7 +597,7 @@ fn render(
     // The dependencies: each one's files at its latest release, within the same cap.
     let mut num_dependencies = 0;
     for d in &pair.deps {
-        let (tag, entries) = match &d.found {
+        let (tag, entries) = match d.found.as_ref() {
             Ok(f) => f,
             Err(why) => {
                 input.push_str(&format!(

@@ -101,6 +101,11 @@ impl Change {
     }
 }
 
+/// Entries one listing or one diff yields at most. A tree is a DAG: a folder may hold the
+/// same subfolder under many names, so a hostile tree of a few hundred nodes can unfold into
+/// more paths than memory holds; past this, the walk stops and says so.
+pub const MAX_ENTRIES: usize = 4 << 20;
+
 /// What the walks read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WalkCounts {
@@ -108,6 +113,17 @@ pub struct WalkCounts {
     pub decoded: u64,
     /// Directories equal on both sides, not decoded.
     pub skipped: u64,
+    /// Whether a walk stopped at [`MAX_ENTRIES`] (its result is incomplete).
+    pub over_cap: bool,
+}
+
+impl WalkCounts {
+    /// Adds `o`'s counts.
+    pub fn add(&mut self, o: &WalkCounts) {
+        self.decoded += o.decoded;
+        self.skipped += o.skipped;
+        self.over_cap |= o.over_cap;
+    }
 }
 
 /// The entries of directory `dir`: (name, node, kind), sorted by name.
@@ -153,6 +169,10 @@ pub fn list(
     let mut out = Vec::new();
     let mut stack = vec![(prefix.to_vec(), dir)];
     while let Some((prefix, dir)) = stack.pop() {
+        if out.len() >= MAX_ENTRIES {
+            counts.over_cap = true;
+            break;
+        }
         for (name, node, kind) in entries(graph, dir, counts) {
             let path = join(&prefix, &name);
             if kind == Kind::Directory {
@@ -183,6 +203,10 @@ pub fn diff(
         stack.clear();
     }
     while let Some((prefix, a, b)) = stack.pop() {
+        if added.len() + deleted.len() + modified.len() >= MAX_ENTRIES || counts.over_cap {
+            counts.over_cap = true;
+            break;
+        }
         let (ea, eb) = (entries(graph, a, counts), entries(graph, b, counts));
         let (mut i, mut j) = (0, 0);
         while i < ea.len() || j < eb.len() {
