@@ -122,17 +122,38 @@ pub fn draw(archives: &[ArchiveFigures], m: &Measure, dir: &Path) -> Result<(), 
             .iter()
             .filter_map(|a| a.phase(phase).map(|p| (a.nodes as f64, pos((m.value)(p)))))
             .collect();
-        chart
-            .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
-            .map_err(err)?
-            .label(phase.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(series.iter().map(|&p| Circle::new(p, 4, color.filled())))
-            .map_err(err)?;
+        line(&mut chart, &series, color, phase.clone())?;
     }
+    legend_and_save(&mut chart, &root)
+}
+
+/// A log-log chart on a bitmap.
+type LogChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>;
+
+/// Draws `points` as a labelled line with a dot at each point.
+fn line(
+    chart: &mut LogChart,
+    points: &[(f64, f64)],
+    color: RGBAColor,
+    label: String,
+) -> Result<(), BenchError> {
+    chart
+        .draw_series(LineSeries::new(points.to_vec(), color.stroke_width(2)))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    chart
+        .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Draws the legend of `chart` and writes the picture.
+fn legend_and_save<'a, 'b: 'a>(
+    chart: &mut LogChart<'a, 'b>,
+    root: &DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+) -> Result<(), BenchError> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
@@ -140,8 +161,7 @@ pub fn draw(archives: &[ArchiveFigures], m: &Measure, dir: &Path) -> Result<(), 
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    root.present().map_err(err)
 }
 
 /// One archive's label pass under both strategies: (share of the reachable directories the
@@ -236,25 +256,9 @@ pub fn strategies(archives: &[ArchiveFigures], dir: &Path) -> Result<(), BenchEr
             let color = Palette99::pick(i).to_rgba();
             i += 1;
             let series: Vec<(f64, f64)> = points.iter().map(|p| (p.0, value(p))).collect();
-            chart
-                .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
-                .map_err(err)?
-                .label(format!("{name}, {nodes:.1e} nodes", nodes = *nodes as f64))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(series.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                .map_err(err)?;
+            let label = format!("{name}, {nodes:.1e} nodes", nodes = *nodes as f64);
+            line(&mut chart, &series, color, label)?;
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    legend_and_save(&mut chart, &root)
 }

@@ -263,27 +263,13 @@ fn plan_repo(
     Ok(plan)
 }
 
-/// The origin URL of `origin`: the first template URL that names it.
+/// The origin URL of `origin`: the first of the slug's candidate URLs that names it.
 fn repo_url(graph: &impl HistoryGraph, origin: usize, slug: &str, templates: &[String]) -> String {
-    let props = graph.properties();
-    let id = props.swhid(origin);
-    for t in templates {
-        let raw = t.replace("{slug}", slug.trim());
-        let norm = crate::model::slug::normalize_url(
-            &t.replace("{slug}", &crate::model::slug::normalize_slug(slug)),
-        );
-        for u in [
-            raw.clone(),
-            format!("{raw}.git"),
-            norm.clone(),
-            format!("{norm}.git"),
-        ] {
-            if crate::model::hashes::origin_id(&u) == id.hash {
-                return u;
-            }
-        }
-    }
-    id.to_string()
+    let id = graph.properties().swhid(origin);
+    crate::graph::origins::candidate_urls(slug, templates)
+        .into_iter()
+        .find(|u| crate::model::hashes::origin_id(u) == id.hash)
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// `c` as the filters see it: a rename across the filter's edge becomes an addition or a

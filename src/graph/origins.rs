@@ -14,9 +14,9 @@ pub fn origin_node(graph: &impl LabelledGraph, url: &str) -> Option<usize> {
     graph.properties().node_id(swhid).ok()
 }
 
-/// The origins a slug's URLs name exactly: each template as spelled, normalised, and with
+/// The URLs a slug may be archived under: each template as spelled, normalised, and with
 /// `.git`.
-pub fn origins_of(graph: &impl LabelledGraph, slug: &str, templates: &[String]) -> Vec<usize> {
+pub fn candidate_urls(slug: &str, templates: &[String]) -> Vec<String> {
     let mut urls = Vec::new();
     for t in templates {
         let raw = t.replace("{slug}", slug.trim());
@@ -28,7 +28,15 @@ pub fn origins_of(graph: &impl LabelledGraph, slug: &str, templates: &[String]) 
             format!("{norm}.git"),
         ]);
     }
-    let mut out: Vec<usize> = urls.iter().filter_map(|u| origin_node(graph, u)).collect();
+    urls
+}
+
+/// The origins a slug's URLs ([`candidate_urls`]) name exactly.
+pub fn origins_of(graph: &impl LabelledGraph, slug: &str, templates: &[String]) -> Vec<usize> {
+    let mut out: Vec<usize> = candidate_urls(slug, templates)
+        .iter()
+        .filter_map(|u| origin_node(graph, u))
+        .collect();
     out.sort_unstable();
     out.dedup();
     out
