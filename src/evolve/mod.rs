@@ -379,7 +379,10 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveErr
                 .codebase
                 .iter()
                 .chain(dep_entries)
-                .chain(p.changes.iter().flat_map(change_entries));
+                .chain(p.changes.iter().flat_map(|c| {
+                    let (old, new) = c.sides();
+                    old.into_iter().chain(new)
+                }));
             wanted.extend(
                 entries
                     .filter(|e| e.kind.has_content())
@@ -530,13 +533,6 @@ fn resolve_dependency(
     ))
 }
 
-fn change_entries(c: &Change) -> Vec<&Entry> {
-    match c {
-        Change::Added(e) | Change::Deleted(e) => vec![e],
-        Change::Modified { old, new } | Change::Renamed { old, new } => vec![old, new],
-    }
-}
-
 /// The record of one pair.
 fn render(
     graph: &impl HistoryGraph,
@@ -627,11 +623,7 @@ fn render(
     let mut listed = String::new();
     let mut diff = String::new();
     for c in &pair.changes {
-        let (old, new) = match c {
-            Change::Added(e) => (None, Some(e)),
-            Change::Deleted(e) => (Some(e), None),
-            Change::Modified { old, new } | Change::Renamed { old, new } => (Some(old), Some(new)),
-        };
+        let (old, new) = c.sides();
         let side_text = |e: Option<&Entry>| -> Result<Option<(String, String)>, String> {
             let Some(e) = e else { return Ok(None) };
             if !e.kind.has_content() {

@@ -92,6 +92,16 @@ pub enum Change {
 }
 
 impl Change {
+    /// The entry before and the entry after (none for an addition's before, a deletion's
+    /// after).
+    pub fn sides(&self) -> (Option<&Entry>, Option<&Entry>) {
+        match self {
+            Change::Added(e) => (None, Some(e)),
+            Change::Deleted(e) => (Some(e), None),
+            Change::Modified { old, new } | Change::Renamed { old, new } => (Some(old), Some(new)),
+        }
+    }
+
     /// The path the change is sorted and filtered by (the new one, when there is one).
     pub fn path(&self) -> &[u8] {
         match self {
