@@ -292,7 +292,7 @@ pub struct Resources {
 pub struct SlurmOptions {
     /// Resources of every job unless a phase overrides them.
     pub default: Resources,
-    /// Per-phase overrides, by phase name (checked against the phases when loaded).
+    /// Per-phase overrides, by phase name or `evolve` (checked when loaded).
     pub phases: BTreeMap<String, Resources>,
     /// sbatch template; defaults to the one shipped in `slurm/job.sbatch`.
     pub template: Option<PathBuf>,
@@ -303,8 +303,14 @@ pub struct SlurmOptions {
 impl SlurmOptions {
     /// The resources of `phase`'s jobs: its overrides, then the defaults.
     pub fn resources(&self, phase: Phase) -> Resources {
+        self.resources_of(phase.name())
+    }
+
+    /// The resources of the jobs named `name` (a phase, or `evolve`): its overrides, then
+    /// the defaults.
+    pub fn resources_of(&self, name: &str) -> Resources {
         let d = &self.default;
-        let r = self.phases.get(phase.name()).cloned().unwrap_or_default();
+        let r = self.phases.get(name).cloned().unwrap_or_default();
         Resources {
             partition: r.partition.or_else(|| d.partition.clone()),
             account: r.account.or_else(|| d.account.clone()),
@@ -390,6 +396,9 @@ pub enum EvolveFormat {
 pub struct EvolveOptions {
     /// The repositories.
     pub repos: Vec<EvolveRepo>,
+    /// A file of repository slugs, one per line (`#` starts a comment), instead of `repos`
+    /// (`unearth evolve --repos FILE` overrides both).
+    pub repos_file: Option<PathBuf>,
     /// Globs of paths to keep (all when empty).
     pub include: Vec<String>,
     /// Globs of paths to leave out.
@@ -418,12 +427,19 @@ pub struct EvolveOptions {
     pub out: Option<PathBuf>,
     /// The system message of the chat format.
     pub system_prompt: String,
+    /// Repositories planned, fetched and written together: a checkpoint holds one batch
+    /// (memory holds one batch's file lists).
+    pub batch_repos: usize,
+    /// Slurm array tasks of `unearth slurm submit --evolve`, each a contiguous slice of the
+    /// batches, followed by a merge job.
+    pub slices: usize,
 }
 
 impl Default for EvolveOptions {
     fn default() -> Self {
         Self {
             repos: Vec::new(),
+            repos_file: None,
             include: Vec::new(),
             exclude: Vec::new(),
             max_versions: 20,
@@ -442,6 +458,8 @@ impl Default for EvolveOptions {
             system_prompt: "You are given the source code of a software project at one release. \
                             Write the diff that turns it into the next release."
                 .into(),
+            batch_repos: 64,
+            slices: 1,
         }
     }
 }
@@ -507,6 +525,7 @@ impl Config {
             .chain(self.slurm.binary.as_mut())
             .chain(self.evolve.out.as_mut())
             .chain(self.evolve.dependency_map.as_mut())
+            .chain(self.evolve.repos_file.as_mut())
         {
             // An unset path (metadata of an evolve configuration) stays unset.
             if p.is_relative() && !p.as_os_str().is_empty() {
@@ -626,6 +645,12 @@ impl Config {
                 }
             }
         }
+        if e.repos_file.is_some() && !e.repos.is_empty() {
+            return fail(
+                "evolve.repos_file",
+                "give the repositories as `repos` or as `repos_file`, not both".into(),
+            );
+        }
         for g in e.include.iter().chain(&e.exclude) {
             if let Err(err) = globset::Glob::new(g) {
                 return fail("evolve.include", format!("glob {g:?}: {err}"));
@@ -643,6 +668,10 @@ impl Config {
         at_least_one("evolve.max_file_size", e.max_file_size)?;
         at_least_one("evolve.max_codebase_size", e.max_codebase_size)?;
         at_most("evolve.dependency_depth", e.dependency_depth as u64, 8)?;
+        at_least_one("evolve.batch_repos", e.batch_repos as u64)?;
+        at_most("evolve.batch_repos", e.batch_repos as u64, 1_000_000)?;
+        at_least_one("evolve.slices", e.slices as u64)?;
+        at_most("evolve.slices", e.slices as u64, 1_000_000)?;
         if e.formats.is_empty() {
             return fail("evolve.formats", "must name at least one format".into());
         }
@@ -674,7 +703,7 @@ impl Config {
             } else {
                 format!("slurm.phases.{name}")
             };
-            if name != "default" && Phase::from_name(name).is_none() {
+            if name != "default" && name != "evolve" && Phase::from_name(name).is_none() {
                 return fail(
                     &key,
                     crate::model::phase::UnknownPhase(name.into()).to_string(),

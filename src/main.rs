@@ -55,6 +55,13 @@ enum Command {
         /// configuration's `[[evolve.repos]]`.
         #[arg(long)]
         repos: Option<PathBuf>,
+        /// Run only slice K of N of the batches (a Slurm array task), e.g. 3/8; N must be
+        /// `[evolve] slices`. The merge is left to `--merge`.
+        #[arg(long, conflicts_with = "merge")]
+        slice: Option<Shard>,
+        /// Only join the finished batches into the output (all must be done).
+        #[arg(long)]
+        merge: bool,
     },
     /// Re-resolve a random sample of rows by random access and compare.
     Verify {
@@ -194,6 +201,13 @@ enum SlurmCommand {
         /// Print the scripts and sbatch commands instead of submitting.
         #[arg(long)]
         dry_run: bool,
+        /// Submit `unearth evolve` instead of the pipeline: an array of `[evolve] slices`
+        /// tasks and a merge job (one job when slices = 1).
+        #[arg(long)]
+        evolve: bool,
+        /// With --evolve: the file of repository slugs the jobs read.
+        #[arg(long, requires = "evolve")]
+        repos: Option<PathBuf>,
     },
 }
 
@@ -421,7 +435,14 @@ fn phase_command(out: &mut impl Write, cmd: PhaseCommand) -> Result<()> {
     report(out, &[outcome], &p)
 }
 
-fn slurm_submit(out: &mut impl Write, config: &ConfigArg, dry_run: bool) -> Result<()> {
+/// Submits the pipeline, or with `evolve` (holding the `--repos` file, if any) `unearth
+/// evolve`.
+fn slurm_submit(
+    out: &mut impl Write,
+    config: &ConfigArg,
+    dry_run: bool,
+    evolve: Option<Option<&Path>>,
+) -> Result<()> {
     // The jobs read the file again: an override here would not reach them.
     if let Some(o) = config.overrides.first() {
         anyhow::bail!(
@@ -433,10 +454,34 @@ fn slurm_submit(out: &mut impl Write, config: &ConfigArg, dry_run: bool) -> Resu
     let config = &config.config;
     // Refuse a work directory of another graph before anything is queued (a dry run only
     // prints, and works before the graph is in place).
-    if !dry_run {
-        Pipeline::open(cfg.clone())?;
-    }
-    let sub = unearth::slurm::submit(&cfg, config, dry_run)?;
+    let sub = match evolve {
+        None => {
+            if !dry_run {
+                Pipeline::open(cfg.clone())?;
+            }
+            unearth::slurm::submit(&cfg, config, dry_run)?
+        }
+        Some(repos) => {
+            // Read now, so that a bad file fails here and not in every array task; passed
+            // on absolute, as the jobs may start elsewhere.
+            let repos = match repos {
+                Some(r) => {
+                    read_repos(r)?;
+                    Some(std::fs::canonicalize(r)?)
+                }
+                None => {
+                    unearth::evolve::repos_of(&cfg, &[])?;
+                    None
+                }
+            };
+            if !dry_run {
+                let fingerprint = unearth::pipeline::GraphFingerprint::of(&cfg.graph)?;
+                unearth::pipeline::Workdir::open(&cfg.workdir, fingerprint)?;
+            }
+            let jobs = unearth::slurm::plan_evolve_jobs(&cfg, repos.as_deref());
+            unearth::slurm::submit_jobs(&cfg, config, &jobs, "evolve-jobs.json", dry_run)?
+        }
+    };
     for (script, cmd) in sub.scripts.iter().zip(&sub.commands) {
         if dry_run {
             let text = std::fs::read_to_string(script)
@@ -557,8 +602,14 @@ fn run(cli: Cli) -> Result<()> {
             report(&mut out, &outcomes, &p)
         }
         Command::Phase(cmd) => phase_command(&mut out, cmd),
-        Command::Slurm(SlurmCommand::Submit { config, dry_run }) => {
-            slurm_submit(&mut out, &config, dry_run)
+        Command::Slurm(SlurmCommand::Submit {
+            config,
+            dry_run,
+            evolve,
+            repos,
+        }) => {
+            let evolve = evolve.then_some(repos.as_deref());
+            slurm_submit(&mut out, &config, dry_run, evolve)
         }
         Command::Status { workdir } => status(&mut out, &workdir),
         Command::Bench(a) => bench(&mut out, a),
@@ -567,55 +618,72 @@ fn run(cli: Cli) -> Result<()> {
             sample,
             seed,
         } => verify(&mut out, &config, sample, seed),
-        Command::Evolve { config, repos } => evolve(&mut out, &config, repos.as_deref()),
+        Command::Evolve {
+            config,
+            repos,
+            slice,
+            merge,
+        } => {
+            let mode = match (slice, merge) {
+                (Some(s), _) => unearth::evolve::Mode::Slice(s),
+                (None, true) => unearth::evolve::Mode::Merge,
+                (None, false) => unearth::evolve::Mode::All,
+            };
+            evolve(&mut out, &config, repos.as_deref(), mode)
+        }
     }
 }
 
-fn evolve(out: &mut impl Write, config: &ConfigArg, repos: Option<&Path>) -> Result<()> {
+fn evolve(
+    out: &mut impl Write,
+    config: &ConfigArg,
+    repos: Option<&Path>,
+    mode: unearth::evolve::Mode,
+) -> Result<()> {
     let cfg = config.load()?;
     let repos = match repos {
         Some(path) => read_repos(path)?,
         None => Vec::new(),
     };
-    let counts = unearth::evolve::run(&cfg, &repos)?;
-    let dir = cfg
-        .evolve
-        .out
-        .clone()
-        .unwrap_or_else(|| cfg.workdir.join("evolve"));
-    writeln!(
-        out,
-        "evolve: {} pairs from {} of {} repositories (diffs: {} directories decoded, {} skipped \
-         by identity) in {}",
-        counts.pairs,
-        counts.repos_found,
-        counts.repos,
-        counts.diff_dirs_decoded,
-        counts.diff_dirs_skipped,
-        dir.display()
-    )?;
+    let o = unearth::evolve::run(&cfg, &repos, mode)?;
+    let c = &o.counts;
+    let batches = format!(
+        "{} of {} batches run, {} found done",
+        o.batches_run, o.batches, o.batches_done_before
+    );
+    match &o.out {
+        Some(dir) if o.up_to_date => writeln!(
+            out,
+            "evolve: {} is current ({} pairs from {} of {} repositories); nothing to do",
+            dir.display(),
+            c.pairs,
+            c.repos_found,
+            c.repos
+        )?,
+        Some(dir) => writeln!(
+            out,
+            "evolve: {} pairs from {} of {} repositories (diffs: {} directories decoded, {} \
+             skipped by identity; {batches}) in {}",
+            c.pairs,
+            c.repos_found,
+            c.repos,
+            c.diff_dirs_decoded,
+            c.diff_dirs_skipped,
+            dir.display()
+        )?,
+        None => writeln!(
+            out,
+            "evolve: slice done, {} pairs from {} repositories ({batches}); merge with \
+             `unearth evolve --merge`",
+            c.pairs, c.repos
+        )?,
+    }
     Ok(())
 }
 
-/// The slugs of a `--repos` file: one per line, blank lines and `#` comments skipped.
+/// The slugs of a `--repos` file.
 fn read_repos(path: &Path) -> Result<Vec<unearth::config::EvolveRepo>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let repos: Vec<_> = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(|name| unearth::config::EvolveRepo {
-            name: name.to_string(),
-            include: None,
-            exclude: None,
-            max_versions: None,
-        })
-        .collect();
-    if repos.is_empty() {
-        anyhow::bail!("{}: no repository slug in it", path.display());
-    }
-    Ok(repos)
+    Ok(unearth::evolve::read_repos(path)?)
 }
 
 /// Whether the error is a closed standard output (`unearth ... | head`): not a failure.

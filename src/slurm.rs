@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::model::Phase;
 
 /// Errors of Slurm submission.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +34,8 @@ pub fn quote(s: &str) -> String {
 pub struct Job {
     /// Name, e.g. `scan`, `scan-merge`.
     pub name: String,
-    /// Phase.
-    pub phase: Phase,
+    /// Whose resources it gets: a phase's name, or `evolve`.
+    pub resources: String,
     /// Array size for a sharded phase's shard jobs.
     pub array: Option<usize>,
     /// The unearth arguments (after the binary).
@@ -53,7 +52,7 @@ pub fn plan_jobs(config: &Config) -> Vec<Job> {
             Some(n) => {
                 jobs.push(Job {
                     name: name.clone(),
-                    phase,
+                    resources: name.clone(),
                     array: Some(n),
                     args: vec![
                         name.clone(),
@@ -63,20 +62,49 @@ pub fn plan_jobs(config: &Config) -> Vec<Job> {
                 });
                 jobs.push(Job {
                     name: format!("{name}-merge"),
-                    phase,
+                    resources: name.clone(),
                     array: None,
                     args: vec![name, "--merge".into()],
                 });
             }
             None => jobs.push(Job {
                 name: name.clone(),
-                phase,
+                resources: name.clone(),
                 array: None,
                 args: vec![name],
             }),
         }
     }
     jobs
+}
+
+/// The jobs of `unearth evolve`: one job, or with `[evolve] slices = N` above 1 an array
+/// of N slices and a merge job. `repos` is the `--repos` file, passed on as given.
+pub fn plan_evolve_jobs(config: &Config, repos: Option<&Path>) -> Vec<Job> {
+    let mut tail: Vec<String> = Vec::new();
+    if let Some(r) = repos {
+        tail.extend(["--repos".into(), r.display().to_string()]);
+    }
+    let job = |name: &str, array, extra: &[String]| Job {
+        name: name.into(),
+        resources: "evolve".into(),
+        array,
+        args: std::iter::once("evolve".to_string())
+            .chain(extra.iter().cloned())
+            .chain(tail.iter().cloned())
+            .collect(),
+    };
+    match config.evolve.slices {
+        n if n > 1 => vec![
+            job(
+                "evolve",
+                Some(n),
+                &["--slice".into(), format!("${{SLURM_ARRAY_TASK_ID}}/{n}")],
+            ),
+            job("evolve-merge", None, &["--merge".into()]),
+        ],
+        _ => vec![job("evolve", None, &[])],
+    }
 }
 
 /// Renders the sbatch script of `job`.
@@ -87,7 +115,7 @@ pub fn render(
     binary: &Path,
     job: &Job,
 ) -> String {
-    let r = config.slurm.resources(job.phase);
+    let r = config.slurm.resources_of(&job.resources);
     let mut directives = vec![
         format!(
             "#SBATCH --job-name={}",
@@ -158,10 +186,29 @@ pub struct Submission {
     pub scripts: Vec<PathBuf>,
 }
 
-/// Writes the scripts and (unless `dry_run`) submits them; `jobs.json` records the ids.
+/// Writes the scripts of the pipeline's jobs and (unless `dry_run`) submits them;
+/// `jobs.json` records the ids.
 pub fn submit(
     config: &Config,
     config_path: &Path,
+    dry_run: bool,
+) -> Result<Submission, SlurmError> {
+    submit_jobs(
+        config,
+        config_path,
+        &plan_jobs(config),
+        "jobs.json",
+        dry_run,
+    )
+}
+
+/// Writes the scripts of `jobs` and (unless `dry_run`) submits them in order, each after the
+/// one before; `WORKDIR/slurm/<record>` records the ids.
+pub fn submit_jobs(
+    config: &Config,
+    config_path: &Path,
+    jobs: &[Job],
+    record: &str,
     dry_run: bool,
 ) -> Result<Submission, SlurmError> {
     let e = |x: &dyn std::fmt::Display| SlurmError(x.to_string());
@@ -184,11 +231,11 @@ pub fn submit(
     std::fs::create_dir_all(&dir).map_err(|x| e(&x))?;
     let mut sub = Submission::default();
     let mut previous: Option<String> = None;
-    for job in plan_jobs(config) {
+    for job in jobs {
         let script = dir.join(format!("{}.sbatch", job.name));
         std::fs::write(
             &script,
-            render(&template, config, &config_path, &binary, &job),
+            render(&template, config, &config_path, &binary, job),
         )
         .map_err(|x| e(&x))?;
         let mut cmd = vec!["sbatch".to_string(), "--parsable".into()];
@@ -225,7 +272,7 @@ pub fn submit(
         previous = Some(id);
     }
     if !dry_run {
-        let path = dir.join("jobs.json");
+        let path = dir.join(record);
         std::fs::write(
             &path,
             serde_json::to_string_pretty(&sub).unwrap_or_default(),

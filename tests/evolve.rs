@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use unearth::archive::{self, BuildOptions, RepoSpec};
@@ -156,7 +156,7 @@ fn keeps(path: &str) -> bool {
 
 fn read_jsonl_gz(path: &Path) -> Vec<serde_json::Value> {
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
         .read_to_string(&mut text)
         .unwrap();
     text.lines()
@@ -164,14 +164,15 @@ fn read_jsonl_gz(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn pairs_apply_with_git_and_codebases_match_ls_tree() {
-    let tmp = tempdir();
-    let repo = tmp.path().join("proj");
+/// An archive of the test repository and its dependency, and a configuration for them
+/// (`extra` goes into `[evolve]`); returns the repository, the configuration and the output
+/// folder.
+fn setup(tmp: &Path, extra: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let repo = tmp.join("proj");
     build_repo(&repo);
-    let dep = tmp.path().join("libdep");
+    let dep = tmp.join("libdep");
     build_dependency(&dep);
-    let archive_dir = tmp.path().join("archive");
+    let archive_dir = tmp.join("archive");
     archive::build(
         &archive_dir,
         &BuildOptions {
@@ -190,8 +191,8 @@ fn pairs_apply_with_git_and_codebases_match_ls_tree() {
     )
     .unwrap();
     let layout = archive::ArchiveDir::new(&archive_dir);
-    let out = tmp.path().join("pairs");
-    let config = tmp.path().join("evolve.toml");
+    let out = tmp.join("pairs");
+    let config = tmp.join("evolve.toml");
     std::fs::write(
         &config,
         format!(
@@ -199,9 +200,9 @@ fn pairs_apply_with_git_and_codebases_match_ls_tree() {
              [fetch]\nstore = \"file://{}\"\n\n\
              [[evolve.repos]]\nname = \"t/proj\"\nexclude = [\"tests/*\"]\n\n\
              [[evolve.repos]]\nname = \"t/not-archived\"\n\n\
-             [evolve]\nmax_file_size = {CAP}\nout = {:?}\n",
+             [evolve]\nmax_file_size = {CAP}\nout = {:?}\n{extra}",
             layout.graph().display().to_string(),
-            tmp.path().join("work").display().to_string(),
+            tmp.join("work").display().to_string(),
             layout.orc().display().to_string(),
             layout.digestmap().display().to_string(),
             layout.contents().display(),
@@ -209,6 +210,15 @@ fn pairs_apply_with_git_and_codebases_match_ls_tree() {
         ),
     )
     .unwrap();
+    (repo, config, out)
+}
+
+#[test]
+fn pairs_apply_with_git_and_codebases_match_ls_tree() {
+    let tmp = tempdir();
+    // One repository per batch: the output joins two parts (gzip of two members).
+    let (repo, config, out) = setup(tmp.path(), "batch_repos = 1\n");
+    let dep = tmp.path().join("libdep");
     let o = unearth_ok(&["evolve"], &config);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -413,4 +423,138 @@ print(json.dumps({
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an evolve output"));
     assert_eq!(std::fs::read(foreign.join("keep.txt")).unwrap(), b"mine");
+}
+
+fn stdout_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Checkpoints: slices run their batches only, the merge refuses while a batch is missing, a
+/// rerun runs only what is missing and gives the output of a run in one go, a current output
+/// is left alone, a changed configuration is redone, and a damaged part is refused by name.
+#[test]
+fn evolve_resumes_from_its_batches_and_merges_slices() {
+    let tmp = tempdir();
+    let (_, config, out) = setup(tmp.path(), "batch_repos = 1\nslices = 2\n");
+    // The reference: one run, one batch, elsewhere.
+    let reference = tmp.path().join("reference");
+    unearth_ok(
+        &[
+            "evolve",
+            "--set",
+            "evolve.batch_repos=64",
+            "--set",
+            &format!("evolve.out={}", reference.display()),
+        ],
+        &config,
+    );
+    let want = read_jsonl_gz(&reference.join("pairs.jsonl.gz"));
+    assert_eq!(want.len(), 2);
+
+    let o = unearth_ok(&["evolve", "--slice", "0/2"], &config);
+    assert!(
+        stdout_of(&o).contains("slice done, 2 pairs from 1 repositories"),
+        "{}",
+        stdout_of(&o)
+    );
+    assert!(!out.exists(), "a slice does not merge");
+    let o = unearth_with(&["evolve", "--merge"], &config);
+    assert!(!o.status.success());
+    assert!(
+        stderr_of(&o).contains("batches 1 of 2 are not done")
+            && stderr_of(&o).contains("slices 1/2"),
+        "{}",
+        stderr_of(&o)
+    );
+    let o = unearth_with(&["evolve", "--slice", "0/3"], &config);
+    assert!(!o.status.success());
+    assert!(stderr_of(&o).contains("slices = 2"), "{}", stderr_of(&o));
+
+    // The rerun runs the missing batch only, and the output is the one-go run's.
+    let o = unearth_ok(&["evolve"], &config);
+    assert!(
+        stdout_of(&o).contains("1 of 2 batches run, 1 found done"),
+        "{}",
+        stdout_of(&o)
+    );
+    assert_eq!(read_jsonl_gz(&out.join("pairs.jsonl.gz")), want);
+    let status: Vec<serde_json::Value> = std::fs::read_to_string(out.join("repos.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(status.len(), 2, "every repository asked for has a status");
+    assert_eq!(status[0]["repo"], "t/proj");
+    assert_eq!(status[0]["pairs"], 2);
+    assert_eq!(status[1]["pairs"], 0);
+    assert!(status[1]["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("origin not found"));
+    assert!(
+        !tmp.path()
+            .join("work/evolve-parts")
+            .read_dir()
+            .unwrap()
+            .any(|_| true),
+        "the merged parts are removed"
+    );
+
+    // Current: nothing is redone or rewritten.
+    let manifest = out.join("manifest.json");
+    let before = std::fs::metadata(&manifest).unwrap().modified().unwrap();
+    let o = unearth_ok(&["evolve"], &config);
+    assert!(stdout_of(&o).contains("is current"), "{}", stdout_of(&o));
+    assert_eq!(
+        std::fs::metadata(&manifest).unwrap().modified().unwrap(),
+        before
+    );
+
+    // A changed configuration is another run: redone in full.
+    let o = unearth_ok(&["evolve", "--set", "evolve.max_versions=2"], &config);
+    assert!(
+        stdout_of(&o).contains("1 pairs from 1 of 2 repositories"),
+        "{}",
+        stdout_of(&o)
+    );
+    assert!(
+        stdout_of(&o).contains("2 of 2 batches run"),
+        "{}",
+        stdout_of(&o)
+    );
+
+    // A part damaged after it was written is refused by name when merged; the output in
+    // place stays.
+    let set = ["--set", "evolve.max_versions=3"];
+    unearth_ok(&["evolve", "--slice", "0/2", set[0], set[1]], &config);
+    let parts: Vec<PathBuf> = tmp
+        .path()
+        .join("work/evolve-parts")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(parts.len(), 1);
+    let damaged = parts[0].join("batch-000000/pairs.jsonl.gz");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&damaged, bytes).unwrap();
+    let o = unearth_with(&["evolve", set[0], set[1]], &config);
+    assert!(!o.status.success());
+    assert!(
+        stderr_of(&o).contains(&damaged.display().to_string())
+            && stderr_of(&o).contains("part.json records"),
+        "{}",
+        stderr_of(&o)
+    );
+    assert_eq!(
+        read_jsonl_gz(&out.join("pairs.jsonl.gz")).len(),
+        1,
+        "the output in place is kept"
+    );
 }

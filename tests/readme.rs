@@ -52,6 +52,11 @@ fn readme_demo_commands_run_as_written() {
     // The demo's alpha has a lightweight and an annotated tag: one pair.
     let pairs = tmp.path().join("demo-archive/work/evolve/pairs.parquet");
     assert_eq!(unearth::table::read(&pairs).unwrap().num_rows(), 1);
+    // Merged from two slices of one repository each: both have their status.
+    let status =
+        std::fs::read_to_string(tmp.path().join("demo-archive/work/evolve/repos.jsonl")).unwrap();
+    assert_eq!(status.lines().count(), 2, "{status}");
+    assert!(status.contains("\"repo\":\"demo-org/beta\""), "{status}");
     for f in unearth::digestmap::FILES {
         assert!(tmp.path().join("my-digestmap").join(f).is_file(), "{f}");
     }
@@ -62,6 +67,8 @@ fn readme_demo_commands_run_as_written() {
         report.contains("Projection to the full archive"),
         "{report}"
     );
+    // Both archives name repositories for `evolve`: it is measured on each.
+    assert_eq!(report.matches("| evolve: repositories").count(), 2, "{report}");
     for png in ["time.png", "memory.png", "strategies.png"] {
         let bytes = std::fs::read(tmp.path().join("bench-report").join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");

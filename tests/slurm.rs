@@ -122,9 +122,14 @@ fn start_cluster() -> Cluster {
 }
 
 fn submit(cluster: &Cluster, cfg: &Path) -> Vec<String> {
+    submit_with(cluster, cfg, &[])
+}
+
+fn submit_with(cluster: &Cluster, cfg: &Path, extra: &[&str]) -> Vec<String> {
     let o = unearth()
         .args(["slurm", "submit", "--config"])
         .arg(cfg)
+        .args(extra)
         .env("SLURM_CONF", &cluster.conf)
         .output()
         .unwrap();
@@ -216,6 +221,54 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
         "scan ran as a 3-task array: {settled}"
     );
     assert_eq!(export_rows(&t.join("cluster/work")), want);
+
+    // `unearth evolve` as an array of slices and a merge job gives the local run's pairs.
+    let repos = t.join("repos.txt");
+    std::fs::write(
+        &repos,
+        "demo-org/alpha\ndemo-org/not-archived\ndemo-org/beta\n",
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text = text.replace("[evolve]\n", "[evolve]\nslices = 2\nbatch_repos = 1\n");
+    std::fs::write(&cfg, text).unwrap();
+    let repos_arg = repos.display().to_string();
+    let local_pairs = t.join("local-pairs");
+    let o = unearth_with(
+        &[
+            "evolve",
+            "--repos",
+            &repos_arg,
+            "--set",
+            &format!("evolve.out={}", local_pairs.display()),
+        ],
+        &cfg,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ids = submit_with(&cluster, &cfg, &["--evolve", "--repos", &repos_arg]);
+    assert_eq!(ids.len(), 2, "an array and a merge job: {ids:?}");
+    let settled = wait_completed(&cluster, &ids);
+    assert!(
+        settled.contains("_1 COMPLETED"),
+        "a 2-task array: {settled}"
+    );
+    let read = |dir: &Path| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(
+                std::fs::File::open(dir.join("pairs.jsonl.gz")).unwrap(),
+            ),
+            &mut text,
+        )
+        .unwrap();
+        text
+    };
+    let cluster_pairs = read(&t.join("cluster/work/evolve"));
+    assert!(
+        cluster_pairs.contains("\"from_version\":\"v0.1\""),
+        "{cluster_pairs}"
+    );
+    assert_eq!(cluster_pairs, read(&local_pairs));
 
     // A failing array task: the content shard that reads the skipped_content table breaks.
     let cfg = demo_with_shards(t, "failing");

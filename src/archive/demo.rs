@@ -46,11 +46,15 @@ digestmap = \"digestmap\"\n\
 url_templates = [\"https://github.com/{slug}\"]\n\
 \n\
 [fetch]\n\
-store = \"file://objects/content\"\n";
+store = \"file://objects/content\"\n\
+\n\
+# unearth evolve --config <demo>/unearth.toml\n\
+[evolve]\n\
+repos = [{ name = \"demo-org/alpha\" }, { name = \"demo-org/beta\" }]\n";
 
 /// Stamp identifying this demo in the manifest: a rerun with the same stamp is a no-op.
 pub fn stamp() -> String {
-    format!("unearth demo v4 seed {SEED}")
+    format!("unearth demo v5 seed {SEED}")
 }
 
 /// What the generator knows about one archived commit.

@@ -137,6 +137,9 @@ pub struct ArchiveFigures {
     /// Digestmap lookups alone, on 1 thread and on all.
     #[serde(default)]
     pub lookups: Vec<super::joins::LookupFigures>,
+    /// `unearth evolve`, when the configuration names repositories.
+    #[serde(default)]
+    pub evolve: Option<super::evolve::EvolveFigures>,
 }
 
 fn single_pass() -> String {

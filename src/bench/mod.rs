@@ -19,6 +19,7 @@
 
 pub mod cache;
 pub mod child;
+pub mod evolve;
 pub mod figures;
 pub mod joins;
 pub mod labels;
@@ -259,6 +260,9 @@ fn baselines(cfg: &Config, cold: bool) -> Result<Vec<Baseline>, BenchError> {
         let files = cache::files_under(&[dir.to_path_buf()]);
         out.push(raw_read(figures::DISK, &files, cold)?);
     }
+    if evolve::wanted(cfg) {
+        out.extend(evolve::store_baseline(cfg, cold)?);
+    }
     Ok(out)
 }
 
@@ -377,6 +381,12 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
     } else {
         Vec::new()
     };
+    let evolve = if evolve::wanted(&cfg) {
+        drop()?;
+        Some(evolve::run(&exe, &dir, &cfg, &cfg_arg)?)
+    } else {
+        None
+    };
     let random = if opts.random_rows > 0 {
         drop()?;
         Some(random_access(&cfg, opts.random_rows)?)
@@ -401,6 +411,7 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
         decode,
         joins,
         lookups,
+        evolve,
     };
     figures.save(&dir.join(FIGURES))?;
     Ok(figures)

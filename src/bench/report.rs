@@ -110,6 +110,9 @@ pub fn archive(a: &ArchiveFigures) -> String {
     }
     s.push_str(&strategies(a));
     s.push_str(&joins(a));
+    if let Some(e) = &a.evolve {
+        s.push_str(&super::evolve::report(e, a.baseline(super::evolve::STORE)));
+    }
     s
 }
 

@@ -37,12 +37,21 @@ pub struct Blobs {
     stores: BlobStores,
     /// Counts of the fetch.
     pub fetch: FetchCounts,
+    /// Bytes read back, verified.
+    read: std::sync::atomic::AtomicU64,
 }
 
 impl Blobs {
-    /// Joins `ids` to sha1 and fetches what the store lacks, except blobs longer than
+    /// Joins `ids` to sha1 and fetches what the stores lack, except blobs longer than
     /// `max_len` (the archive knows their length: they are never downloaded).
-    pub fn prepare(cfg: &Config, ids: &[Sha1Git], max_len: u64) -> Result<Self, EvolveError> {
+    /// New blobs go to the pack store `WORKDIR/blobs/<store>` (one per process that may run
+    /// at the same time: a pack store has one writer).
+    pub fn prepare(
+        cfg: &Config,
+        ids: &[Sha1Git],
+        max_len: u64,
+        store: &str,
+    ) -> Result<Self, EvolveError> {
         let join = join(cfg, ids)?;
         let root = blob_dir(&cfg.workdir);
         let tag = source_tag(&cfg.fetch.source_id());
@@ -67,7 +76,7 @@ impl Blobs {
         todo.sort_by_key(|w| w.sha1);
         todo.dedup_by_key(|w| w.sha1);
         drop(before);
-        let dir: PathBuf = root.join("evolve");
+        let dir: PathBuf = root.join(store);
         let mut store = PackStore::open(&dir).map_err(PhaseError::from)?;
         let fetch = fetch_all(&todo, &mut store, &cfg.fetch, tag)?;
         drop(store);
@@ -76,6 +85,7 @@ impl Blobs {
             max_len,
             stores: BlobStores::open(&root).map_err(PhaseError::from)?,
             fetch,
+            read: Default::default(),
         })
     }
 
@@ -101,9 +111,20 @@ impl Blobs {
             return Bytes::Unavailable(format!("blob {}", at.1.status.as_str()));
         }
         match self.stores.read_verified(&sha1, at) {
-            Ok(b) => Bytes::Ok(b),
+            Ok(b) => {
+                self.read
+                    .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Bytes::Ok(b)
+            }
             Err(e) => Bytes::Unavailable(e.to_string()),
         }
+    }
+}
+
+impl Blobs {
+    /// Bytes read back so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -6,12 +6,15 @@
 //! each pair the from-release's codebase (every file passing the filters, with its bytes)
 //! and the diff to the next release ([`treediff`], walking both trees by node identity, and
 //! [`patch`], as `git diff` prints it). File bytes come through the content join and the
-//! verified pack store of the main pipeline ([`blobs`]). Repositories are handled in batches,
-//! so memory holds one batch's file lists and one pair's texts.
+//! verified pack store of the main pipeline ([`blobs`]). Repositories are handled in batches
+//! (`batch_repos`), so memory holds one batch's file lists and one pair's texts; each batch is
+//! a checkpoint ([`parts`]), so a rerun resumes and slices of the batches run as Slurm array
+//! tasks.
 
 pub mod blobs;
 pub mod deps;
 pub mod output;
+pub mod parts;
 pub mod patch;
 pub mod releases;
 pub mod treediff;
@@ -25,14 +28,11 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use crate::config::{Config, EvolveRepo};
 use crate::graph::HistoryGraph;
 use crate::model::hashes::hex;
-use crate::model::Sha1Git;
+use crate::model::{Sha1Git, Shard};
 use crate::phases::PhaseError;
 use blobs::{Blobs, Bytes};
 use releases::Release;
 use treediff::{Change, Entry, WalkCounts};
-
-/// Repositories planned, fetched and rendered together.
-const REPOS_PER_BATCH: usize = 64;
 
 /// Errors of `evolve`.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +41,11 @@ pub enum EvolveError {
     #[error("evolve needs `digestmap` or `orc` in the configuration to find file bytes")]
     NoContentSource,
     /// No repository to work on.
-    #[error("no repository: give `[[evolve.repos]]` in the configuration or --repos FILE")]
+    #[error("no repository: give `[[evolve.repos]]` or `repos_file` in the configuration, or --repos FILE")]
     NoRepos,
+    /// A file of slugs without one.
+    #[error("{0}: no repository slug in it")]
+    EmptyReposFile(PathBuf),
     /// A glob that does not parse.
     #[error("repository {repo}: glob {glob:?}: {reason}")]
     Glob {
@@ -82,6 +85,32 @@ pub enum EvolveError {
     /// The output folder holds something unearth did not write.
     #[error("{0}: exists and is not an evolve output of unearth; choose another `[evolve] out`")]
     Foreign(PathBuf),
+    /// A checkpoint or part file is not what its record says.
+    #[error("{path}: {reason}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The merge found batches not done.
+    #[error(
+        "cannot merge {dir}: {what}; run those slices (or `unearth evolve` without --slice) first"
+    )]
+    Missing {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// Which batches and slices.
+        what: String,
+    },
+    /// A slice outside `[evolve] slices`.
+    #[error("--slice {slice}: the configuration has `[evolve] slices = {slices}`; slices must agree with it so that the merge job finds every batch")]
+    SliceCount {
+        /// The slice asked for.
+        slice: Shard,
+        /// The configuration's count.
+        slices: usize,
+    },
 }
 
 impl EvolveError {
@@ -166,6 +195,7 @@ struct RepoPlan {
 
 /// Counts of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct EvolveCounts {
     /// Repositories asked for.
     pub repos: u64,
@@ -189,6 +219,30 @@ pub struct EvolveCounts {
     pub blobs_fetched: u64,
     /// Bytes of input and output text written.
     pub text_bytes: u64,
+    /// Bytes of the blobs fetched in this run.
+    pub blob_bytes_fetched: u64,
+    /// Bytes of blobs read from the store, verified (a blob read for the codebase and for
+    /// the diff counts twice).
+    pub blob_bytes_read: u64,
+}
+
+impl EvolveCounts {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, o: &Self) {
+        self.repos += o.repos;
+        self.repos_found += o.repos_found;
+        self.pairs += o.pairs;
+        self.codebase_dirs_decoded += o.codebase_dirs_decoded;
+        self.diff_dirs_decoded += o.diff_dirs_decoded;
+        self.diff_dirs_skipped += o.diff_dirs_skipped;
+        self.files_inlined += o.files_inlined;
+        self.files_listed += o.files_listed;
+        self.blobs_wanted += o.blobs_wanted;
+        self.blobs_fetched += o.blobs_fetched;
+        self.text_bytes += o.text_bytes;
+        self.blob_bytes_fetched += o.blob_bytes_fetched;
+        self.blob_bytes_read += o.blob_bytes_read;
+    }
 }
 
 fn node_id(graph: &impl HistoryGraph, node: usize) -> Sha1Git {
@@ -315,55 +369,209 @@ fn text_of<'a>(
     }
 }
 
-/// Runs `evolve` for `repos` (the configuration's when empty).
-pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveError> {
-    let repos = if repos.is_empty() {
-        &cfg.evolve.repos[..]
-    } else {
-        repos
+/// What a run of `evolve` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every batch not done, then the merge.
+    All,
+    /// The batches of one slice (a Slurm array task); no merge.
+    Slice(Shard),
+    /// Only the merge (every batch must be done).
+    Merge,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Counts of the output (after a merge or when it was current), or of the batches this
+    /// slice ran.
+    pub counts: EvolveCounts,
+    /// Batches of the whole run.
+    pub batches: usize,
+    /// Batches run now.
+    pub batches_run: usize,
+    /// Batches of this run's share found done.
+    pub batches_done_before: usize,
+    /// The output folder, when written or current.
+    pub out: Option<PathBuf>,
+    /// Whether the output was already current (nothing was done).
+    pub up_to_date: bool,
+}
+
+/// The slugs of a file of repositories: one per line, blank lines and `#` comments skipped.
+pub fn read_repos(path: &std::path::Path) -> Result<Vec<EvolveRepo>, EvolveError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EvolveError::io(path, e))?;
+    let repos: Vec<_> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(|name| EvolveRepo {
+            name: name.to_string(),
+            include: None,
+            exclude: None,
+            max_versions: None,
+        })
+        .collect();
+    if repos.is_empty() {
+        return Err(EvolveError::EmptyReposFile(path.to_owned()));
+    }
+    Ok(repos)
+}
+
+/// The repositories of a run: `repos` when given, else the configuration's file or list.
+pub fn repos_of(cfg: &Config, repos: &[EvolveRepo]) -> Result<Vec<EvolveRepo>, EvolveError> {
+    let repos = match (&cfg.evolve.repos_file, repos.is_empty()) {
+        (_, false) => repos.to_vec(),
+        (Some(file), true) => read_repos(file)?,
+        (None, true) => cfg.evolve.repos.clone(),
     };
     if repos.is_empty() {
         return Err(EvolveError::NoRepos);
     }
+    Ok(repos)
+}
+
+/// Runs `evolve` for `repos` (the configuration's when empty).
+pub fn run(cfg: &Config, repos: &[EvolveRepo], mode: Mode) -> Result<Outcome, EvolveError> {
+    let repos = &repos_of(cfg, repos)?[..];
     if cfg.digestmap.is_none() && cfg.orc.is_none() {
         return Err(EvolveError::NoContentSource);
     }
-    // The blob store lives in the work directory, which is bound to one graph as for `run`.
+    if let Mode::Slice(s) = mode {
+        if s.count != cfg.evolve.slices {
+            return Err(EvolveError::SliceCount {
+                slice: s,
+                slices: cfg.evolve.slices,
+            });
+        }
+    }
+    // The checkpoints and the blob store live in the work directory, which is bound to one
+    // graph as for `run`.
     let fingerprint = crate::pipeline::GraphFingerprint::of(&cfg.graph)?;
     crate::pipeline::Workdir::open(&cfg.workdir, fingerprint)?;
-    let graph = crate::graph::open_history(&cfg.graph)?;
-    let origin_map = match &cfg.evolve.dependency_map {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| EvolveError::io(path, e))?;
-            deps::OriginMap::parse(&text).map_err(|reason| EvolveError::DependencyMap {
-                path: path.clone(),
-                reason,
-            })?
-        }
-        None => deps::OriginMap::default(),
-    };
     let out_dir = cfg
         .evolve
         .out
         .clone()
         .unwrap_or_else(|| cfg.workdir.join("evolve"));
-    let mut writer =
-        output::Writer::create(&out_dir, &cfg.evolve.formats, &cfg.evolve.system_prompt)?;
-    let mut counts = EvolveCounts {
-        repos: repos.len() as u64,
-        ..Default::default()
+    let key = parts::key(cfg, repos)?;
+    let batches = repos.len().div_ceil(cfg.evolve.batch_repos);
+    let mut outcome = Outcome {
+        counts: EvolveCounts::default(),
+        batches,
+        batches_run: 0,
+        batches_done_before: 0,
+        out: None,
+        up_to_date: false,
     };
-    let mut pl = progress_logger!(item_name = "repository", display_memory = true);
-    pl.expected_updates(Some(repos.len()));
-    pl.start("Planning, fetching and writing release pairs");
-    for batch in repos.chunks(REPOS_PER_BATCH) {
+    if let Some(counts) = output::current(&out_dir, &key) {
+        log::info!("{} is current: nothing to do", out_dir.display());
+        outcome.counts = counts;
+        outcome.out = Some(out_dir);
+        outcome.up_to_date = true;
+        return Ok(outcome);
+    }
+    // Refused before hours of work, and again when it is replaced.
+    output::check_ours(&out_dir)?;
+    let parts = parts::Parts::open(&cfg.workdir, &key, batches, repos.len())?;
+    if mode != Mode::Merge {
+        let (range, store) = match mode {
+            Mode::Slice(s) => (
+                parts::slice_batches(s, batches),
+                format!("evolve-slice-{:04}-of-{:04}", s.index, s.count),
+            ),
+            _ => (0..batches, "evolve".to_string()),
+        };
+        let work = Work::open(cfg, &store)?;
+        let in_range = |b: usize| {
+            &repos[b * cfg.evolve.batch_repos..((b + 1) * cfg.evolve.batch_repos).min(repos.len())]
+        };
+        let mut pl = progress_logger!(item_name = "repository", display_memory = true);
+        pl.expected_updates(Some(range.clone().map(|b| in_range(b).len()).sum()));
+        pl.start("Planning, fetching and writing release pairs");
+        for b in range {
+            let batch = in_range(b);
+            if parts.is_done(b)? {
+                outcome.batches_done_before += 1;
+                pl.update_with_count(batch.len());
+                continue;
+            }
+            let counts = work.batch(batch, &parts.part(b), &key, b, &mut pl)?;
+            outcome.counts.add(&counts);
+            outcome.batches_run += 1;
+        }
+        pl.done();
+    }
+    if let Mode::Slice(_) = mode {
+        return Ok(outcome);
+    }
+    let missing = parts.missing()?;
+    if !missing.is_empty() {
+        return Err(EvolveError::Missing {
+            dir: cfg.workdir.join(parts::DIR).join(&key),
+            what: parts::describe_missing(&missing, batches, cfg.evolve.slices),
+        });
+    }
+    outcome.counts = output::assemble(&parts.all(), &out_dir, &cfg.evolve.formats, &key)?;
+    parts.remove()?;
+    outcome.out = Some(out_dir);
+    Ok(outcome)
+}
+
+/// What every batch of a run shares: the graph, the dependency map, the blob store's name.
+struct Work<'a, G> {
+    cfg: &'a Config,
+    graph: G,
+    origin_map: deps::OriginMap,
+    store: String,
+}
+
+impl<'a> Work<'a, ()> {
+    fn open(cfg: &'a Config, store: &str) -> Result<Work<'a, impl HistoryGraph>, EvolveError> {
+        let graph = crate::graph::open_history(&cfg.graph)?;
+        let origin_map = match &cfg.evolve.dependency_map {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| EvolveError::io(path, e))?;
+                deps::OriginMap::parse(&text).map_err(|reason| EvolveError::DependencyMap {
+                    path: path.clone(),
+                    reason,
+                })?
+            }
+            None => deps::OriginMap::default(),
+        };
+        Ok(Work {
+            cfg,
+            graph,
+            origin_map,
+            store: store.to_owned(),
+        })
+    }
+}
+
+impl<G: HistoryGraph> Work<'_, G> {
+    /// Plans, fetches and writes one batch as the part `dir`.
+    fn batch(
+        &self,
+        batch: &[EvolveRepo],
+        dir: &std::path::Path,
+        key: &str,
+        index: usize,
+        pl: &mut impl ProgressLog,
+    ) -> Result<EvolveCounts, EvolveError> {
+        let (cfg, graph) = (self.cfg, &self.graph);
+        let mut counts = EvolveCounts {
+            repos: batch.len() as u64,
+            ..Default::default()
+        };
+        let mut writer =
+            output::PartWriter::create(dir, &cfg.evolve.formats, &cfg.evolve.system_prompt)?;
         let mut walks = Walks::default();
         let mut plans: Vec<RepoPlan> = batch
             .iter()
-            .map(|r| plan_repo(&graph, cfg, r, &mut walks))
+            .map(|r| plan_repo(graph, cfg, r, &mut walks))
             .collect::<Result<_, _>>()?;
         if cfg.evolve.include_dependencies {
-            add_dependencies(&graph, cfg, &origin_map, &mut plans, &mut walks.codebase)?;
+            add_dependencies(self, &mut plans, &mut walks.codebase)?;
         }
         counts.codebase_dirs_decoded += walks.codebase.decoded;
         counts.diff_dirs_decoded += walks.diff.decoded;
@@ -386,44 +594,51 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo]) -> Result<EvolveCounts, EvolveErr
             wanted.extend(
                 entries
                     .filter(|e| e.kind.has_content())
-                    .map(|e| node_id(&graph, e.node)),
+                    .map(|e| node_id(graph, e.node)),
             );
         }
         wanted.sort_unstable();
         wanted.dedup();
         counts.blobs_wanted += wanted.len() as u64;
-        let blobs = Blobs::prepare(cfg, &wanted, cfg.evolve.max_file_size)?;
+        let blobs = Blobs::prepare(cfg, &wanted, cfg.evolve.max_file_size, &self.store)?;
         counts.blobs_fetched += blobs.fetch.fetched;
+        counts.blob_bytes_fetched += blobs.fetch.fetched_bytes;
         for plan in &plans {
-            for why in &plan.skipped {
-                writer.note(&plan.name, why);
-            }
+            let mut status = output::RepoStatus {
+                repo: plan.name.clone(),
+                origin_url: plan.url.clone(),
+                pairs: 0,
+                notes: plan.skipped.clone(),
+            };
             if plan.pairs.is_empty() {
-                writer.note(&plan.name, plan.note.as_deref().unwrap_or("no pair"));
+                status
+                    .notes
+                    .push(plan.note.clone().unwrap_or_else(|| "no pair".into()));
             } else {
                 counts.repos_found += 1;
             }
             for pair in &plan.pairs {
                 // Nothing to learn from, and `git apply` refuses an empty patch.
                 if pair.changes.is_empty() {
-                    let why = format!(
+                    status.notes.push(format!(
                         "{} -> {}: no change within the filters",
                         pair.from.tag, pair.to.tag
-                    );
-                    writer.note(&plan.name, &why);
+                    ));
                     continue;
                 }
-                let record = render(&graph, cfg, &blobs, plan, pair, &mut counts);
+                let record = render(graph, cfg, &blobs, plan, pair, &mut counts);
                 counts.text_bytes += (record.input_text.len() + record.output_text.len()) as u64;
                 writer.write(&record)?;
                 counts.pairs += 1;
+                status.pairs += 1;
             }
+            writer.repo(&status)?;
             pl.light_update();
         }
+        counts.blob_bytes_read += blobs.bytes_read();
+        writer.finish(&counts, key, index)?;
+        Ok(counts)
     }
-    pl.done();
-    writer.finish(&counts)?;
-    Ok(counts)
 }
 
 /// Root-level files of `codebase` that declare dependencies.
@@ -444,13 +659,12 @@ fn is_manifest_name(path: &[u8]) -> bool {
 
 /// The declared dependencies of each pair's from-release, to `dependency_depth` levels, each
 /// with the files of its origin's latest release (or why not).
-fn add_dependencies(
-    graph: &impl HistoryGraph,
-    cfg: &Config,
-    origin_map: &deps::OriginMap,
+fn add_dependencies<G: HistoryGraph>(
+    work: &Work<'_, G>,
     plans: &mut [RepoPlan],
     walks: &mut WalkCounts,
 ) -> Result<(), EvolveError> {
+    let (graph, cfg, origin_map) = (&work.graph, work.cfg, &work.origin_map);
     let ev = &cfg.evolve;
     let mut cache: std::collections::HashMap<deps::Dependency, std::sync::Arc<_>> =
         Default::default();
@@ -475,7 +689,7 @@ fn add_dependencies(
         if ids.is_empty() {
             break;
         }
-        let blobs = Blobs::prepare(cfg, &ids, ev.max_file_size)?;
+        let blobs = Blobs::prepare(cfg, &ids, ev.max_file_size, &work.store)?;
         let mut next = Vec::new();
         for (r, p, files) in frontier {
             let pair = &mut plans[r].pairs[p];

@@ -45,6 +45,9 @@ use names::{Names, Vocabulary};
 use rows::{Expected, Row};
 use world::{Shape, World};
 
+/// The file of every visited slug, beside the configuration (its `[evolve] repos_file`).
+pub const EVOLVE_REPOS: &str = "evolve-repos.txt";
+
 /// Which blobs a synthetic archive stores under `objects/content/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Blobs {
@@ -143,7 +146,7 @@ pub const ANSWERS: &str = "expected/answers.parquet";
 
 /// Generates the world, its rows and answers, and builds the archive into `out`.
 pub fn build_synth(out: &Path, o: &SynthOptions) -> Result<BuildOutcome, ArchiveError> {
-    let note = format!("unearth synth v2 {o:?}");
+    let note = format!("unearth synth v3 {o:?}");
     match existing_archive(out)? {
         Some(m) if m.note == note => {
             return Ok(BuildOutcome {
@@ -320,12 +323,26 @@ fn generate(root: &Path, o: &SynthOptions, note: &str) -> Result<Manifest, Archi
         .seconds
         .insert("total".into(), started.elapsed().as_secs_f64());
 
+    // Every slug visited, for `unearth evolve` (and its benchmark): most have no tag, as in
+    // the archive.
+    let slugs: std::collections::BTreeSet<&str> = world
+        .origins
+        .iter()
+        .filter(|o| !o.visits.is_empty())
+        .map(|o| o.slug.as_str())
+        .collect();
+    let repos = root.join(EVOLVE_REPOS);
+    let text: String = slugs.iter().map(|s| format!("{s}\n")).collect();
+    std::fs::write(&repos, text).map_err(|e| ArchiveError::io(&repos, e))?;
     let config = root.join(super::demo::CONFIG);
     std::fs::write(
         &config,
-        "graph = \"graph/graph\"\nmetadata = \"metadata\"\nworkdir = \"work\"\norc = \"orc\"\n\
-         digestmap = \"digestmap\"\n\n\
-         [fetch]\nstore = \"file://objects/content\"\n",
+        format!(
+            "graph = \"graph/graph\"\nmetadata = \"metadata\"\nworkdir = \"work\"\norc = \"orc\"\n\
+             digestmap = \"digestmap\"\n\n\
+             [fetch]\nstore = \"file://objects/content\"\n\n\
+             [evolve]\nrepos_file = \"{EVOLVE_REPOS}\"\n"
+        ),
     )
     .map_err(|e| ArchiveError::io(&config, e))?;
     let path = root.join(REPORT);
