@@ -427,6 +427,9 @@ pub struct EvolveOptions {
     pub out: Option<PathBuf>,
     /// The system message of the chat format.
     pub system_prompt: String,
+    /// A deleted and an added file at least this similar (percent of lines, as git's `-M`)
+    /// are shown as a rename with its hunks; 0 keeps exact-content renames only.
+    pub rename_similarity: u8,
     /// Repositories planned, fetched and written together: a checkpoint holds one batch
     /// (memory holds one batch's file lists).
     pub batch_repos: usize,
@@ -458,6 +461,7 @@ impl Default for EvolveOptions {
             system_prompt: "You are given the source code of a software project at one release. \
                             Write the diff that turns it into the next release."
                 .into(),
+            rename_similarity: 50,
             batch_repos: 64,
             slices: 1,
         }
@@ -668,6 +672,7 @@ impl Config {
         at_least_one("evolve.max_file_size", e.max_file_size)?;
         at_least_one("evolve.max_codebase_size", e.max_codebase_size)?;
         at_most("evolve.dependency_depth", e.dependency_depth as u64, 8)?;
+        at_most("evolve.rename_similarity", e.rename_similarity as u64, 100)?;
         at_least_one("evolve.batch_repos", e.batch_repos as u64)?;
         at_most("evolve.batch_repos", e.batch_repos as u64, 1_000_000)?;
         at_least_one("evolve.slices", e.slices as u64)?;

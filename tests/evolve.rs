@@ -36,6 +36,8 @@ fn build_repo(repo: &Path) {
     write(repo, "src/a.py", body.as_bytes());
     write(repo, "src/b.py", b"def b():\n    return 1\n");
     write(repo, "src/old.py", b"gone soon\n");
+    let util: String = (0..30).map(|i| format!("def f{i}(): pass\n")).collect();
+    write(repo, "src/util.py", util.as_bytes());
     write(repo, "script.sh", b"#!/bin/sh\necho hi\n");
     write(repo, "data.bin", b"\x00\x01\x02binary\x00");
     write(repo, "big.txt", "x".repeat(CAP * 2).as_bytes());
@@ -95,6 +97,14 @@ fn build_repo(repo: &Path) {
     write(repo, "nonl.txt", b"now ends with one\n");
     write(repo, "big.txt", "y".repeat(CAP * 2).as_bytes());
     write(repo, "src/a.py", b"");
+    // Moved and edited: a rename by similarity (29 of 30 lines kept).
+    std::fs::create_dir_all(repo.join("lib")).unwrap();
+    git(repo, &["mv", "src/util.py", "lib/util.py"]);
+    write(
+        repo,
+        "lib/util.py",
+        util.replace("f7()", "seven()").as_bytes(),
+    );
     commit(repo, "third");
     git(repo, &["tag", "-a", "v1.0.0", "-m", "release 1.0.0"]);
     git(repo, &["tag", "latest"]);
@@ -336,6 +346,20 @@ fn pairs_apply_with_git_and_codebases_match_ls_tree() {
             };
         assert_eq!(compare(&got), compare(&want), "{from} -> {to}\n{diff}");
         assert!(!compare(&want).is_empty());
+        // The moved and edited file is one rename with its hunk, as `git diff -M` shows it.
+        if from == "v0.9.0" {
+            assert!(
+                diff.contains(
+                    "similarity index 96%\nrename from src/util.py\nrename to lib/util.py\n"
+                ),
+                "{diff}"
+            );
+            assert!(
+                diff.contains("-def f7(): pass\n+def seven(): pass\n"),
+                "{diff}"
+            );
+            assert_eq!(r["num_files_changed"], 8, "{diff}");
+        }
         // Binary and over-cap changes are the listed ones.
         assert!(
             listed.contains("data.bin") || from == "v0.9.0",
@@ -344,13 +368,13 @@ fn pairs_apply_with_git_and_codebases_match_ls_tree() {
     }
     // The large unchanged subtree (13 directories under vendor/) is never decoded by the
     // diffs: they decode both sides of each folder whose id changed (first pair: the root,
-    // src and tests; second pair: the root and src) and the folder added (docs): 2*3 + 2*2
-    // + 1 = 11, against 16 folders per tree for a listing (the codebases: 2 x 16, and the
+    // src and tests; second pair: the root and src) and the folders added (docs, lib):
+    // 2*3 + 2*2 + 2 = 12, against 16 folders per tree for a listing (the codebases: 2 x 16, and the
     // dependency's tree, 2 folders, listed once for both pairs).
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let c = &manifest["counts"];
-    assert_eq!(c["diff_dirs_decoded"], 11, "{c}");
+    assert_eq!(c["diff_dirs_decoded"], 12, "{c}");
     assert_eq!(c["codebase_dirs_decoded"], 32 + 2, "{c}");
     assert!(c["diff_dirs_skipped"].as_u64().unwrap() >= 2, "{c}");
     let card = std::fs::read_to_string(out.join("README.md")).unwrap();

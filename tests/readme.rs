@@ -68,7 +68,11 @@ fn readme_demo_commands_run_as_written() {
         "{report}"
     );
     // Both archives name repositories for `evolve`: it is measured on each.
-    assert_eq!(report.matches("| evolve: repositories").count(), 2, "{report}");
+    assert_eq!(
+        report.matches("| evolve: repositories").count(),
+        2,
+        "{report}"
+    );
     for png in ["time.png", "memory.png", "strategies.png"] {
         let bytes = std::fs::read(tmp.path().join("bench-report").join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");

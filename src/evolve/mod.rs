@@ -17,6 +17,7 @@ pub mod output;
 pub mod parts;
 pub mod patch;
 pub mod releases;
+pub mod renames;
 pub mod treediff;
 pub mod version;
 
@@ -347,6 +348,14 @@ fn as_text(bytes: &[u8]) -> Option<&str> {
         return None;
     }
     std::str::from_utf8(bytes).ok()
+}
+
+/// Whether `text` holds a carriage return not followed by a line feed.
+fn has_bare_cr(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter()
+        .enumerate()
+        .any(|(i, &c)| c == b'\r' && b.get(i + 1) != Some(&b'\n'))
 }
 
 /// The bytes of an entry as text, or why not.
@@ -836,7 +845,16 @@ fn render(
     // skips text before the first `diff --git`.
     let mut listed = String::new();
     let mut diff = String::new();
-    for c in &pair.changes {
+    let readable = |e: &Entry| match blobs.get(&node_id(graph, e.node)) {
+        Bytes::Ok(b) if as_text(&b).is_some_and(|t| !has_bare_cr(t)) => Some(b),
+        _ => None,
+    };
+    let (changes, why) = renames::pair(pair.changes.clone(), ev.rename_similarity, readable);
+    if let Some(why) = why {
+        listed.push_str(&format!("# {why}\n"));
+    }
+    for scored in &changes {
+        let c = &scored.change;
         let (old, new) = c.sides();
         let side_text = |e: Option<&Entry>| -> Result<Option<(String, String)>, String> {
             let Some(e) = e else { return Ok(None) };
@@ -847,12 +865,7 @@ fn render(
             let text = text_of(blobs, graph, e, ev.max_file_size, &mut buf)?.to_string();
             // git ends lines at \n only; a diff library that also ends them at a bare \r
             // would write hunks git cannot count.
-            if text
-                .as_bytes()
-                .iter()
-                .enumerate()
-                .any(|(i, &b)| b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'))
-            {
+            if has_bare_cr(&text) {
                 return Err("a carriage return inside a line".into());
             }
             Ok(Some((hex(&node_id(graph, e.node).0), text)))
@@ -865,7 +878,7 @@ fn render(
                 let sb =
                     new.zip(b.as_ref())
                         .map(|(e, (id, text))| patch::Side { entry: e, id, text });
-                patch::patch(&mut diff, sa.as_ref(), sb.as_ref());
+                patch::patch(&mut diff, sa.as_ref(), sb.as_ref(), scored.similarity);
             }
             (Err(why), _) | (_, Err(why)) => {
                 listed.push_str(&format!(
@@ -890,7 +903,7 @@ fn render(
         input_text: input,
         output_text,
         num_files_in_codebase: pair.codebase.len() as u64,
-        num_files_changed: pair.changes.len() as u64,
+        num_files_changed: changes.len() as u64,
         num_dependencies,
         origin_url: repo.url.clone().unwrap_or_default(),
         snapshot_id: repo.snapshot.clone().unwrap_or_default(),

@@ -2,7 +2,7 @@
 //!
 //! Hunks come from `similar` (Myers, three lines of context, `\ No newline at end of file`
 //! where a side lacks its last newline); headers follow git: `diff --git`, `new file mode`,
-//! `deleted file mode`, `old mode`/`new mode`, `similarity index 100%` with `rename from`/
+//! `deleted file mode`, `old mode`/`new mode`, `similarity index N%` with `rename from`/
 //! `rename to`, `index` with abbreviated blob ids, and paths quoted as git quotes them.
 
 use std::fmt::Write;
@@ -79,8 +79,9 @@ fn hunks(out: &mut String, old_name: &str, new_name: &str, old: &str, new: &str)
     }
 }
 
-/// The patch of one change: `old` and/or `new` (both for a modification or a rename).
-pub fn patch(out: &mut String, old: Option<&Side>, new: Option<&Side>) {
+/// The patch of one change: `old` and/or `new` (both for a modification or a rename, whose
+/// `similarity` the header states).
+pub fn patch(out: &mut String, old: Option<&Side>, new: Option<&Side>, similarity: u8) {
     let (a_path, b_path) = match (old, new) {
         (Some(o), Some(n)) => (&o.entry.path, &n.entry.path),
         (Some(o), None) => (&o.entry.path, &o.entry.path),
@@ -112,7 +113,7 @@ pub fn patch(out: &mut String, old: Option<&Side>, new: Option<&Side>) {
             if a_path != b_path {
                 let _ = writeln!(
                     out,
-                    "similarity index 100%\nrename from {}\nrename to {}",
+                    "similarity index {similarity}%\nrename from {}\nrename to {}",
                     quote("", a_path),
                     quote("", b_path)
                 );
