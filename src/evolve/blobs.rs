@@ -19,6 +19,9 @@ use crate::store::{BlobStores, PackStore};
 
 use super::EvolveError;
 
+/// The prefix of the pack stores of slices (`evolve-slice-K-of-N`).
+pub const SLICE_STORES: &str = "evolve-slice-";
+
 /// What became of one blob id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bytes {
@@ -39,6 +42,8 @@ pub struct Blobs {
     pub fetch: FetchCounts,
     /// Bytes read back, verified.
     read: std::sync::atomic::AtomicU64,
+    /// Blobs that read back damaged.
+    damaged: std::sync::atomic::AtomicU64,
 }
 
 impl Blobs {
@@ -55,7 +60,9 @@ impl Blobs {
         let join = join(cfg, ids)?;
         let root = blob_dir(&cfg.workdir);
         let tag = source_tag(&cfg.fetch.source_id());
-        let before = BlobStores::open(&root).map_err(PhaseError::from)?;
+        // Other slices' stores are left out: another process writes them now.
+        let mine = |name: &str| !name.starts_with(SLICE_STORES) || name == store;
+        let before = BlobStores::open_where(&root, mine).map_err(PhaseError::from)?;
         let mut todo: Vec<Want> = join
             .iter()
             .filter_map(|(id, k)| {
@@ -83,9 +90,10 @@ impl Blobs {
         Ok(Self {
             join,
             max_len,
-            stores: BlobStores::open(&root).map_err(PhaseError::from)?,
+            stores: BlobStores::open_where(&root, mine).map_err(PhaseError::from)?,
             fetch,
             read: Default::default(),
+            damaged: Default::default(),
         })
     }
 
@@ -116,7 +124,11 @@ impl Blobs {
                     .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 Bytes::Ok(b)
             }
-            Err(e) => Bytes::Unavailable(e.to_string()),
+            Err(e) => {
+                self.damaged
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Bytes::Unavailable(e.to_string())
+            }
         }
     }
 }
@@ -125,6 +137,11 @@ impl Blobs {
     /// Bytes read back so far.
     pub fn bytes_read(&self) -> u64 {
         self.read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Blobs that failed to fetch, or read back damaged so far: a later run tries them again.
+    pub fn failed(&self) -> u64 {
+        self.fetch.failed + self.damaged.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

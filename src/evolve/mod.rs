@@ -225,6 +225,9 @@ pub struct EvolveCounts {
     /// Bytes of blobs read from the store, verified (a blob read for the codebase and for
     /// the diff counts twice).
     pub blob_bytes_read: u64,
+    /// Blobs that failed to fetch or read back damaged: their files are listed as
+    /// unavailable, and the next run writes their batch again.
+    pub blobs_failed: u64,
 }
 
 impl EvolveCounts {
@@ -243,6 +246,7 @@ impl EvolveCounts {
         self.text_bytes += o.text_bytes;
         self.blob_bytes_fetched += o.blob_bytes_fetched;
         self.blob_bytes_read += o.blob_bytes_read;
+        self.blobs_failed += o.blobs_failed;
     }
 }
 
@@ -464,6 +468,7 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo], mode: Mode) -> Result<Outcome, Ev
         .clone()
         .unwrap_or_else(|| cfg.workdir.join("evolve"));
     let key = parts::key(cfg, repos)?;
+    let pkey = parts::parts_key(&key, cfg.evolve.batch_repos);
     let batches = repos.len().div_ceil(cfg.evolve.batch_repos);
     let mut outcome = Outcome {
         counts: EvolveCounts::default(),
@@ -478,16 +483,21 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo], mode: Mode) -> Result<Outcome, Ev
         outcome.counts = counts;
         outcome.out = Some(out_dir);
         outcome.up_to_date = true;
+        // Parts a merge wrote the output from but did not get to remove.
+        let left = cfg.workdir.join(parts::DIR).join(&pkey);
+        if left.is_dir() {
+            std::fs::remove_dir_all(&left).map_err(|e| EvolveError::io(&left, e))?;
+        }
         return Ok(outcome);
     }
     // Refused before hours of work, and again when it is replaced.
     output::check_ours(&out_dir)?;
-    let parts = parts::Parts::open(&cfg.workdir, &key, batches, repos.len())?;
+    let parts = parts::Parts::open(&cfg.workdir, &pkey, batches, repos.len())?;
     if mode != Mode::Merge {
         let (range, store) = match mode {
             Mode::Slice(s) => (
                 parts::slice_batches(s, batches),
-                format!("evolve-slice-{:04}-of-{:04}", s.index, s.count),
+                format!("{}{:04}-of-{:04}", blobs::SLICE_STORES, s.index, s.count),
             ),
             _ => (0..batches, "evolve".to_string()),
         };
@@ -500,12 +510,19 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo], mode: Mode) -> Result<Outcome, Ev
         pl.start("Planning, fetching and writing release pairs");
         for b in range {
             let batch = in_range(b);
-            if parts.is_done(b)? {
-                outcome.batches_done_before += 1;
-                pl.update_with_count(batch.len());
-                continue;
+            match parts.state(b)? {
+                parts::State::Done => {
+                    outcome.batches_done_before += 1;
+                    pl.update_with_count(batch.len());
+                    continue;
+                }
+                parts::State::Retry => {
+                    log::info!("batch {b}: some blobs had failed, written again");
+                    parts.redo(b)?;
+                }
+                parts::State::Missing => {}
             }
-            let counts = work.batch(batch, &parts.part(b), &key, b, &mut pl)?;
+            let counts = work.batch(batch, &parts.part(b), &pkey, b, &mut pl)?;
             outcome.counts.add(&counts);
             outcome.batches_run += 1;
         }
@@ -517,11 +534,11 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo], mode: Mode) -> Result<Outcome, Ev
     let missing = parts.missing()?;
     if !missing.is_empty() {
         return Err(EvolveError::Missing {
-            dir: cfg.workdir.join(parts::DIR).join(&key),
+            dir: cfg.workdir.join(parts::DIR).join(&pkey),
             what: parts::describe_missing(&missing, batches, cfg.evolve.slices),
         });
     }
-    outcome.counts = output::assemble(&parts.all(), &out_dir, &cfg.evolve.formats, &key)?;
+    outcome.counts = output::assemble(&parts.all(), &out_dir, &cfg.evolve.formats, &pkey, &key)?;
     parts.remove()?;
     outcome.out = Some(out_dir);
     Ok(outcome)
@@ -533,6 +550,8 @@ struct Work<'a, G> {
     graph: G,
     origin_map: deps::OriginMap,
     store: String,
+    /// Blobs of the batch's dependency manifests that failed to fetch or read.
+    dependency_failures: std::cell::Cell<u64>,
 }
 
 impl<'a> Work<'a, ()> {
@@ -553,6 +572,7 @@ impl<'a> Work<'a, ()> {
             graph,
             origin_map,
             store: store.to_owned(),
+            dependency_failures: Default::default(),
         })
     }
 }
@@ -572,6 +592,7 @@ impl<G: HistoryGraph> Work<'_, G> {
             repos: batch.len() as u64,
             ..Default::default()
         };
+        self.dependency_failures.set(0);
         let mut writer =
             output::PartWriter::create(dir, &cfg.evolve.formats, &cfg.evolve.system_prompt)?;
         let mut walks = Walks::default();
@@ -645,6 +666,7 @@ impl<G: HistoryGraph> Work<'_, G> {
             pl.light_update();
         }
         counts.blob_bytes_read += blobs.bytes_read();
+        counts.blobs_failed += blobs.failed() + self.dependency_failures.get();
         writer.finish(&counts, key, index)?;
         Ok(counts)
     }
@@ -728,6 +750,8 @@ fn add_dependencies<G: HistoryGraph>(
             }
         }
         frontier = next;
+        work.dependency_failures
+            .set(work.dependency_failures.get() + blobs.failed());
     }
     Ok(())
 }
@@ -845,9 +869,14 @@ fn render(
     // skips text before the first `diff --git`.
     let mut listed = String::new();
     let mut diff = String::new();
-    let readable = |e: &Entry| match blobs.get(&node_id(graph, e.node)) {
-        Bytes::Ok(b) if as_text(&b).is_some_and(|t| !has_bare_cr(t)) => Some(b),
-        _ => None,
+    // Paired only when both sides pass every check the patch makes below, so that a rename
+    // is never listed as "not diffed" (which would leave its old path in place).
+    let readable = |e: &Entry| {
+        let mut buf = Vec::new();
+        text_of(blobs, graph, e, ev.max_file_size, &mut buf)
+            .ok()
+            .filter(|t| !has_bare_cr(t))
+            .map(|t| t.as_bytes().to_vec())
     };
     let (changes, why) = renames::pair(pair.changes.clone(), ev.rename_similarity, readable);
     if let Some(why) = why {

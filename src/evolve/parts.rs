@@ -5,10 +5,13 @@
 //! array task); the merge checks every part as it reads it and writes the output, then
 //! removes the parts (the output's manifest records the key, so a rerun finds it current).
 //!
-//! `KEY` hashes everything that decides the output: the repositories with their overrides,
-//! the `[evolve]` options that shape records, the URL templates, the dependency map's bytes
-//! and unearth's version. Parts of another configuration are never mixed in: they live under
-//! another key, and `run.json` in each key folder is checked before any part is used.
+//! [`key`] hashes everything that decides the records: the graph, the content sources, the
+//! repositories with their overrides, the `[evolve]` options that shape records, the URL
+//! templates, the dependency map's bytes and unearth's version; the output's manifest
+//! carries it. `KEY` adds the batch size. Parts of another configuration are never mixed in:
+//! they live under another key, and `run.json` in each key folder is checked before any part
+//! is used. A part written while blobs failed to fetch is merged if need be and redone by the
+//! next run (as the fetch phase retries them).
 
 use std::path::{Path, PathBuf};
 
@@ -23,27 +26,55 @@ pub const DIR: &str = "evolve-parts";
 const RUN: &str = "run.json";
 const RUN_KIND: &str = "unearth-evolve-run";
 
-/// The key of a run of `repos` under `cfg`.
+/// The key of the records of `repos` under `cfg`: what they depend on, and nothing that
+/// only schedules the work (`batch_repos`, `slices`, `out`, where the slugs were read from).
 pub fn key(cfg: &Config, repos: &[EvolveRepo]) -> Result<String, EvolveError> {
     let map = match &cfg.evolve.dependency_map {
         Some(p) => std::fs::read(p).map_err(|e| EvolveError::io(p, e))?,
         None => Vec::new(),
     };
-    // What only places or schedules the work is left out of the key.
+    let graph = crate::pipeline::GraphFingerprint::of(&cfg.graph)?;
     let mut ev = cfg.evolve.clone();
     ev.out = None;
     ev.slices = 1;
+    ev.batch_repos = 1;
     ev.repos = Vec::new();
+    ev.repos_file = None;
     ev.dependency_map = None;
     let shape = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "graph": format!("{graph:?}"),
+        "digestmap": cfg.digestmap,
+        "orc": cfg.orc,
+        "store": cfg.fetch.store,
         "repos": repos,
         "evolve": ev,
         "url_templates": cfg.options.url_templates,
         "dependency_map": format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&map)),
     });
-    let bytes = serde_json::to_vec(&shape).unwrap_or_default();
-    Ok(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)))
+    Ok(hash(&serde_json::to_vec(&shape).unwrap_or_default()))
+}
+
+fn hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// The key of the checkpoints: the records' key and the batch size (parts of other sizes
+/// hold other repositories).
+pub fn parts_key(key: &str, batch_repos: usize) -> String {
+    hash(format!("{key} {batch_repos}").as_bytes())
+}
+
+/// What a batch's part says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No part.
+    Missing,
+    /// A part whose blobs were all read or are settled as missing.
+    Done,
+    /// A part written while some blobs failed to fetch or read damaged: merged if need be,
+    /// redone by the next run.
+    Retry,
 }
 
 /// The checkpoints of one run.
@@ -62,8 +93,8 @@ struct RunRecord {
 }
 
 impl Parts {
-    /// Opens (or starts) the checkpoints of the run `key` of `repos` repositories in
-    /// `batches` batches; refuses a folder that records another run.
+    /// Opens (or starts) the checkpoints `key` ([`parts_key`]) of `repos` repositories in
+    /// `batches` batches; refuses a record of another run.
     pub fn open(
         workdir: &Path,
         key: &str,
@@ -78,7 +109,9 @@ impl Parts {
             repos,
         };
         let path = dir.join(RUN);
-        if dir.exists() {
+        // A folder without its record is one whose creation was cut short, or that a slice
+        // started at the same moment is about to record: the record is (re)written.
+        if path.exists() {
             let found: Option<RunRecord> = std::fs::read(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
@@ -94,7 +127,10 @@ impl Parts {
         } else {
             std::fs::create_dir_all(&dir).map_err(|e| EvolveError::io(&dir, e))?;
             // Written once, atomically: slices started together may race here.
-            let tmp = dir.join(format!(".{RUN}.tmp-{}", std::process::id()));
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let tmp = dir.join(format!(".{RUN}.tmp-{}-{nanos:x}", std::process::id()));
             let text = serde_json::to_vec_pretty(&want).unwrap_or_default();
             std::fs::write(&tmp, text).map_err(|e| EvolveError::io(&tmp, e))?;
             std::fs::rename(&tmp, &path).map_err(|e| EvolveError::io(&path, e))?;
@@ -111,28 +147,43 @@ impl Parts {
         self.dir.join(format!("batch-{b:06}"))
     }
 
-    /// Whether batch `b`'s part is in place. A folder there without a part record of this
-    /// run is refused (parts appear only by rename, complete).
-    pub fn is_done(&self, b: usize) -> Result<bool, EvolveError> {
+    /// The state of batch `b`'s part. A folder there without a part record of this run is
+    /// refused (parts appear only by rename, complete).
+    pub fn state(&self, b: usize) -> Result<State, EvolveError> {
         let dir = self.part(b);
         if !dir.exists() {
-            return Ok(false);
+            return Ok(State::Missing);
         }
         let path = dir.join(PART);
         match Manifest::read(&path) {
-            Some(m) if m.key.as_deref() == Some(&self.key) && m.batch == Some(b) => Ok(true),
+            Some(m) if m.key.as_deref() == Some(&self.key) && m.batch == Some(b) => {
+                Ok(if m.counts.blobs_failed > 0 {
+                    State::Retry
+                } else {
+                    State::Done
+                })
+            }
             _ => Err(EvolveError::Damaged {
                 path,
-                reason: format!("is not the record of batch {b} of this run"),
+                reason: format!(
+                    "is not the record of batch {b} of this run (remove {} to redo that batch)",
+                    dir.display()
+                ),
             }),
         }
+    }
+
+    /// Makes way for batch `b` to be written again (its part had failed blobs).
+    pub fn redo(&self, b: usize) -> Result<(), EvolveError> {
+        let dir = self.part(b);
+        std::fs::remove_dir_all(&dir).map_err(|e| EvolveError::io(&dir, e))
     }
 
     /// The batches without a part.
     pub fn missing(&self) -> Result<Vec<usize>, EvolveError> {
         let mut v = Vec::new();
         for b in 0..self.batches {
-            if !self.is_done(b)? {
+            if self.state(b)? == State::Missing {
                 v.push(b);
             }
         }
@@ -161,8 +212,10 @@ pub fn describe_missing(missing: &[usize], batches: usize, slices: usize) -> Str
     if missing.len() > 8 {
         shown.push(format!("... ({} in all)", missing.len()));
     }
+    // The first few only: the search is over every slice.
     let mut owners: Vec<usize> = missing
         .iter()
+        .take(8)
         .filter_map(|&b| {
             (0..slices).find(|&k| {
                 slice_batches(

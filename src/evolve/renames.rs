@@ -122,29 +122,31 @@ pub fn pair(
         );
         return (keep(changes), Some(why));
     }
-    let mut read = 0u64;
-    let mut load = |i: usize, deleted: bool| -> Option<(Lines, bool)> {
+    let read = std::cell::Cell::new(0u64);
+    let load = |i: usize, deleted: bool| -> Option<(Lines, bool)> {
         let (e, k) = side(&changes[i], deleted)?;
         let bytes = text(e)?;
-        read += bytes.len() as u64;
+        read.set(read.get() + bytes.len() as u64);
         // Empty files are alike in nothing (git does not pair them either).
         (!bytes.is_empty()).then(|| (Lines::of(&bytes), k))
     };
-    let mut old: Vec<(usize, Lines, bool)> = Vec::new();
-    for &i in &dels {
-        if let Some((l, k)) = load(i, true) {
-            old.push((i, l, k));
+    let (mut old, mut new): (Vec<(usize, Lines, bool)>, Vec<(usize, Lines, bool)>) =
+        Default::default();
+    // Deletions, then additions; the byte budget is checked as they are read.
+    for (i, deleted) in dels
+        .iter()
+        .map(|&i| (i, true))
+        .chain(adds.iter().map(|&i| (i, false)))
+    {
+        if let Some((l, k)) = load(i, deleted) {
+            if deleted { &mut old } else { &mut new }.push((i, l, k));
         }
-    }
-    let mut new: Vec<(usize, Lines, bool)> = Vec::new();
-    for &i in &adds {
-        if let Some((l, k)) = load(i, false) {
-            new.push((i, l, k));
+        if read.get() > MAX_CANDIDATE_BYTES {
+            let why = format!(
+                "renames by similarity not searched: more than {MAX_CANDIDATE_BYTES} bytes of candidates"
+            );
+            return (keep(changes), Some(why));
         }
-    }
-    if read > MAX_CANDIDATE_BYTES {
-        let why = format!("renames by similarity not searched: {read} bytes of candidates");
-        return (keep(changes), Some(why));
     }
     let mut found: Vec<(u8, usize, usize)> = Vec::new();
     for (d, dl, dk) in &old {

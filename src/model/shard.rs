@@ -50,7 +50,8 @@ impl fmt::Display for Shard {
 impl FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("--shard {s:?}: expected I/N with 0 <= I < N, e.g. 3/8");
+        // The flag's name is the caller's (clap names it): `--shard`, `--slice`.
+        let bad = || format!("{s:?}: expected I/N with 0 <= I < N, e.g. 3/8");
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count): (usize, usize) = (
             i.trim().parse().map_err(|_| bad())?,

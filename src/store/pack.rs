@@ -325,10 +325,16 @@ pub struct BlobStores {
 impl BlobStores {
     /// Opens every store folder under `root` (none yet is fine).
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        Self::open_where(root, |_| true)
+    }
+
+    /// Opens the store folders under `root` whose names `keep` accepts.
+    pub fn open_where(root: &Path, keep: impl Fn(&str) -> bool) -> Result<Self, StoreError> {
         let mut dirs: Vec<PathBuf> = match std::fs::read_dir(root) {
             Ok(d) => d
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_dir())
+                .filter(|p| p.file_name().is_some_and(|n| keep(&n.to_string_lossy())))
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(StoreError::io(root, e)),
