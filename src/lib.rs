@@ -64,6 +64,7 @@ pub mod archive;
 pub mod artifacts;
 pub mod bench;
 pub mod config;
+pub mod dataset;
 pub mod digestmap;
 pub mod evolve;
 pub mod graph;

@@ -130,8 +130,9 @@ pub fn pair(
         // Empty files are alike in nothing (git does not pair them either).
         (!bytes.is_empty()).then(|| (Lines::of(&bytes), k))
     };
-    let (mut old, mut new): (Vec<(usize, Lines, bool)>, Vec<(usize, Lines, bool)>) =
-        Default::default();
+    // (change index, its lines, whether it is a link), per side.
+    type Candidates = Vec<(usize, Lines, bool)>;
+    let (mut old, mut new): (Candidates, Candidates) = Default::default();
     // Deletions, then additions; the byte budget is checked as they are read.
     for (i, deleted) in dels
         .iter()

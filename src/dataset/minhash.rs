@@ -1,0 +1,377 @@
+//! Near-duplicate detection with MinHash and locality-sensitive hashing, as BigCode
+//! deduplicated The Stack: a file's set of word `shingle`-grams is summarised by
+//! `permutations` minimum hashes; the signature is cut into `bands` of `rows` values, and two
+//! files that agree on a whole band become candidates, kept as duplicates when their
+//! signatures estimate a Jaccard similarity of at least `threshold`. Clusters are the
+//! connected components of the kept pairs; each keeps one representative.
+//!
+//! Scaling: signatures are computed in parallel (rayon) and are all a later step needs;
+//! candidate pairs are found band by band ([`band_pairs`]), so that bands can run as
+//! separate jobs (a Slurm array over bands) whose pairs are unioned at the end.
+
+use rayon::prelude::*;
+
+/// The Mersenne prime 2^61 - 1: permutations are `(a x + b) mod P` (universal hashing).
+const P: u64 = (1 << 61) - 1;
+
+/// Parameters of near-deduplication.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinHashOptions {
+    /// Words per shingle (BigCode: 5).
+    pub shingle: usize,
+    /// Hash functions in a signature (BigCode: 256).
+    pub permutations: usize,
+    /// Bands (0: chosen from `threshold`, as datasketch chooses them).
+    pub bands: usize,
+    /// Estimated Jaccard similarity from which two files are duplicates (BigCode: 0.7).
+    pub threshold: f64,
+    /// Seed of the permutations: signatures of one run must share it.
+    pub seed: u64,
+}
+
+impl Default for MinHashOptions {
+    fn default() -> Self {
+        Self {
+            shingle: 5,
+            permutations: 256,
+            bands: 0,
+            threshold: 0.7,
+            seed: 42,
+        }
+    }
+}
+
+/// A MinHash signature.
+pub type Signature = Vec<u32>;
+
+/// The hash functions of one configuration.
+pub struct MinHasher {
+    shingle: usize,
+    coefficients: Vec<(u64, u64)>,
+    bands: usize,
+    rows: usize,
+    threshold: f64,
+}
+
+/// `a * b mod P` without overflow.
+fn mul_mod(a: u64, b: u64) -> u64 {
+    let x = a as u128 * b as u128;
+    let r = (x & P as u128) + (x >> 61);
+    let r = r as u64;
+    if r >= P {
+        r - P
+    } else {
+        r
+    }
+}
+
+/// splitmix64: the coefficients from the seed, reproducibly.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Probability that two sets of similarity `s` share a band of `r` rows among `b`.
+fn candidate_probability(s: f64, b: usize, r: usize) -> f64 {
+    1.0 - (1.0 - s.powi(r as i32)).powi(b as i32)
+}
+
+/// The bands and rows (`b * r <= permutations`) that weigh false positives below
+/// `threshold` and false negatives above it equally least (datasketch's choice).
+pub fn optimal_bands(threshold: f64, permutations: usize) -> (usize, usize) {
+    let integrate = |f: &dyn Fn(f64) -> f64, lo: f64, hi: f64| {
+        let n = 200;
+        let step = (hi - lo) / n as f64;
+        (0..n)
+            .map(|i| f(lo + (i as f64 + 0.5) * step) * step)
+            .sum::<f64>()
+    };
+    let mut best = (1, permutations.max(1), f64::INFINITY);
+    for b in 1..=permutations {
+        let r = permutations / b;
+        if r == 0 {
+            break;
+        }
+        let fp = integrate(&|s| candidate_probability(s, b, r), 0.0, threshold);
+        let fneg = integrate(&|s| 1.0 - candidate_probability(s, b, r), threshold, 1.0);
+        let err = 0.5 * fp + 0.5 * fneg;
+        if err < best.2 {
+            best = (b, r, err);
+        }
+    }
+    (best.0, best.1)
+}
+
+impl MinHasher {
+    /// The hash functions of `o`; `None` when the options cannot work (no permutation, no
+    /// word per shingle, a threshold outside (0, 1], more bands than permutations).
+    pub fn new(o: &MinHashOptions) -> Option<Self> {
+        if o.shingle == 0
+            || o.permutations == 0
+            || !(o.threshold > 0.0 && o.threshold <= 1.0)
+            || o.bands > o.permutations
+        {
+            return None;
+        }
+        let (bands, rows) = if o.bands == 0 {
+            optimal_bands(o.threshold, o.permutations)
+        } else {
+            (o.bands, o.permutations / o.bands)
+        };
+        let mut state = o.seed;
+        let coefficients = (0..o.permutations)
+            .map(|_| (splitmix(&mut state) % (P - 1) + 1, splitmix(&mut state) % P))
+            .collect();
+        Some(Self {
+            shingle: o.shingle,
+            coefficients,
+            bands,
+            rows,
+            threshold: o.threshold,
+        })
+    }
+
+    /// Bands and rows per band.
+    pub fn bands(&self) -> (usize, usize) {
+        (self.bands, self.rows)
+    }
+
+    /// The signature of `text`: its words (runs of letters, digits and `_`), their
+    /// `shingle`-grams hashed, each permutation's minimum. A text of fewer words than a
+    /// shingle is one shingle of all of them.
+    pub fn signature(&self, text: &str) -> Signature {
+        let words: Vec<&str> = text
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut mins = vec![u64::MAX; self.coefficients.len()];
+        let n = words.len().saturating_sub(self.shingle) + 1;
+        for i in 0..n {
+            let end = (i + self.shingle).min(words.len());
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            for w in &words[i..end] {
+                h.update(w.as_bytes());
+                h.update(b" ");
+            }
+            let x = h.digest() % P;
+            for (m, &(a, b)) in mins.iter_mut().zip(&self.coefficients) {
+                let v = (mul_mod(a, x) + b) % P;
+                if v < *m {
+                    *m = v;
+                }
+            }
+        }
+        mins.into_iter().map(|m| m as u32).collect()
+    }
+
+    /// Signatures of many texts, in parallel.
+    pub fn signatures<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Vec<Signature> {
+        texts
+            .par_iter()
+            .map(|t| self.signature(t.as_ref()))
+            .collect()
+    }
+
+    /// The key of `sig`'s band `band`.
+    fn band_key(&self, sig: &Signature, band: usize) -> u64 {
+        let rows = &sig[band * self.rows..(band + 1) * self.rows];
+        let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+        xxhash_rust::xxh3::xxh3_64(&bytes)
+    }
+
+    /// Estimated Jaccard similarity of two signatures.
+    pub fn similarity(a: &Signature, b: &Signature) -> f64 {
+        let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+        same as f64 / a.len().max(1) as f64
+    }
+
+    /// The pairs of documents (by index) that share band `band` and whose signatures reach
+    /// the threshold, each pair once (lower index first). One band's work: memory is one key
+    /// per document.
+    pub fn band_pairs(&self, sigs: &[Signature], band: usize) -> Vec<(u32, u32)> {
+        let mut keyed: Vec<(u64, u32)> = sigs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (self.band_key(s, band), i as u32))
+            .collect();
+        keyed.sort_unstable();
+        let mut pairs = Vec::new();
+        for run in keyed.chunk_by(|x, y| x.0 == y.0) {
+            // Each member against the run's first: a star links the whole run, and union
+            // joins what the threshold keeps.
+            let first = run[0].1;
+            for &(_, d) in &run[1..] {
+                if Self::similarity(&sigs[first as usize], &sigs[d as usize]) >= self.threshold {
+                    pairs.push((first.min(d), first.max(d)));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// The cluster of every document: the index of its representative (the lowest index of
+    /// its cluster), from the pairs of every band.
+    pub fn clusters(&self, sigs: &[Signature]) -> Vec<u32> {
+        let pairs: Vec<(u32, u32)> = (0..self.bands)
+            .into_par_iter()
+            .flat_map_iter(|b| self.band_pairs(sigs, b))
+            .collect();
+        union(sigs.len(), &pairs)
+    }
+}
+
+/// Connected components of `pairs` over `n` documents: each one's representative, the
+/// lowest index of its component.
+pub fn union(n: usize, pairs: &[(u32, u32)]) -> Vec<u32> {
+    let mut parent: Vec<u32> = (0..n as u32).collect();
+    fn find(parent: &mut [u32], mut x: u32) -> u32 {
+        while parent[x as usize] != x {
+            let up = parent[parent[x as usize] as usize];
+            parent[x as usize] = up;
+            x = up;
+        }
+        x
+    }
+    for &(a, b) in pairs {
+        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+        // The lower index roots the merged component: it is the representative.
+        match ra.cmp(&rb) {
+            std::cmp::Ordering::Less => parent[rb as usize] = ra,
+            std::cmp::Ordering::Greater => parent[ra as usize] = rb,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    (0..n as u32).map(|x| find(&mut parent, x)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Exact Jaccard similarity of the shingle sets, as the signatures estimate it.
+    fn jaccard(a: &str, b: &str, k: usize) -> f64 {
+        let set = |t: &str| -> HashSet<String> {
+            let w: Vec<&str> = t
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .collect();
+            w.windows(k).map(|x| x.join(" ")).collect()
+        };
+        let (x, y) = (set(a), set(b));
+        x.intersection(&y).count() as f64 / x.union(&y).count() as f64
+    }
+
+    /// A source file of `n` lines drawn from `seed`.
+    fn source(seed: u64, n: usize) -> String {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                let v = splitmix(&mut s);
+                format!(
+                    "let v{i} = compute_{}({}, {});\n",
+                    v % 97,
+                    v % 1013,
+                    (v >> 20) % 71
+                )
+            })
+            .collect()
+    }
+
+    /// `text` with every `every`-th line replaced.
+    fn edited(text: &str, every: usize, seed: u64) -> String {
+        let mut s = seed;
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i % every == 0 {
+                    format!("other_{} = {};\n", splitmix(&mut s) % 10_000, i)
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn planted_near_duplicates_cluster_and_distinct_files_stay_apart() {
+        let h = MinHasher::new(&MinHashOptions::default()).unwrap();
+        let base = source(1, 200);
+        // Copies edited at several rates, with their true similarity to the base.
+        let mut texts = vec![base.clone(), base.clone()];
+        for every in [50, 20, 10, 4, 2] {
+            texts.push(edited(&base, every, every as u64));
+        }
+        for seed in 2..8 {
+            texts.push(source(seed, 200));
+        }
+        let sims: Vec<f64> = texts.iter().map(|t| jaccard(&base, t, 5)).collect();
+        let sigs = h.signatures(&texts);
+        let clusters = h.clusters(&sigs);
+        for (i, s) in sims.iter().enumerate() {
+            // Far from the threshold on either side, LSH with 256 permutations is all but
+            // certain; near it, either answer is right.
+            if *s >= 0.8 {
+                assert_eq!(clusters[i], 0, "doc {i}, similarity {s:.2}: {clusters:?}");
+            } else if *s <= 0.55 {
+                assert_ne!(clusters[i], 0, "doc {i}, similarity {s:.2}: {clusters:?}");
+            }
+        }
+        assert!(
+            sims[2] >= 0.8 && sims[6] <= 0.55,
+            "the plants span the threshold: {sims:?}"
+        );
+        // Distinct files are their own clusters.
+        for (i, c) in clusters.iter().enumerate().skip(7) {
+            assert_eq!(*c, i as u32);
+        }
+        // Bands are independent: their pairs unioned give the same clusters.
+        let (bands, _) = h.bands();
+        let pairs: Vec<(u32, u32)> = (0..bands).flat_map(|b| h.band_pairs(&sigs, b)).collect();
+        assert_eq!(union(texts.len(), &pairs), clusters);
+    }
+
+    #[test]
+    fn signatures_estimate_jaccard_and_options_are_checked() {
+        let h = MinHasher::new(&MinHashOptions::default()).unwrap();
+        let base = source(9, 300);
+        let copy = edited(&base, 5, 3);
+        let est = MinHasher::similarity(&h.signature(&base), &h.signature(&copy));
+        let real = jaccard(&base, &copy, 5);
+        assert!(
+            (est - real).abs() < 0.1,
+            "estimate {est:.3}, real {real:.3}"
+        );
+        assert_eq!(
+            h.signature(""),
+            h.signature("  \n"),
+            "no word: one empty shingle"
+        );
+        let (b, r) = optimal_bands(0.7, 256);
+        assert!(b * r <= 256 && b > 1 && r > 1, "{b} x {r}");
+        for bad in [
+            MinHashOptions {
+                permutations: 0,
+                ..Default::default()
+            },
+            MinHashOptions {
+                shingle: 0,
+                ..Default::default()
+            },
+            MinHashOptions {
+                threshold: 1.5,
+                ..Default::default()
+            },
+            MinHashOptions {
+                bands: 300,
+                ..Default::default()
+            },
+        ] {
+            assert!(MinHasher::new(&bad).is_none(), "{bad:?}");
+        }
+    }
+}

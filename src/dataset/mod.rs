@@ -1,0 +1,4 @@
+//! Stack-style datasets (issue 12): the pieces that turn resolved files into a dataset users
+//! pick. So far: near-duplicate detection with MinHash LSH ([`minhash`]).
+
+pub mod minhash;
