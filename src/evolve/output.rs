@@ -26,6 +26,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::{EvolveCounts, EvolveError};
 use crate::config::EvolveFormat;
+use crate::pipeline::checkpoint::hash_file;
 
 /// Records buffered before a Parquet row group is written, at most...
 const ROWS_PER_GROUP: usize = 64;
@@ -721,22 +722,6 @@ fn card_text(c: &EvolveCounts, repos: &Path) -> Result<String, EvolveError> {
         s.push_str(&notes);
     }
     Ok(s)
-}
-
-/// Size and XXH3-128 of the file at `path`, streamed.
-fn hash_file(path: &Path) -> std::io::Result<(u64, u128)> {
-    let mut f = BufReader::new(File::open(path)?);
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok((size, h.digest128()));
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
 }
 
 /// Flushes the entries of folder `dir` (and every file in it) to disk.

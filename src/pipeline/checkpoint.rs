@@ -170,25 +170,30 @@ fn stamp(path: &Path) -> std::io::Result<(u64, u64, u64)> {
     Ok((m.len(), mtime, m.ino()))
 }
 
+/// Size and XXH3-128 of the file at `path`, streamed.
+pub fn hash_file(path: &Path) -> std::io::Result<(u64, u128)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((size, h.digest128()));
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
 impl FileRecord {
     /// Size, hash and stamp of `path`, read once.
     pub fn of(path: &Path) -> std::io::Result<Self> {
         let (_, mtime_ns, inode) = stamp(path)?;
-        let mut f = std::fs::File::open(path)?;
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            size += n as u64;
-        }
+        let (size, xxh3) = hash_file(path)?;
         Ok(Self {
             size,
-            xxh3: format!("{:032x}", h.digest128()),
+            xxh3: format!("{xxh3:032x}"),
             mtime_ns,
             inode,
         })
