@@ -555,7 +555,10 @@ struct Work<'a, G> {
 }
 
 impl<'a> Work<'a, ()> {
-    fn open(cfg: &'a Config, store: &str) -> Result<Work<'a, impl HistoryGraph>, EvolveError> {
+    fn open(
+        cfg: &'a Config,
+        store: &str,
+    ) -> Result<Work<'a, impl HistoryGraph + Sync>, EvolveError> {
         let graph = crate::graph::open_history(&cfg.graph)?;
         let origin_map = match &cfg.evolve.dependency_map {
             Some(path) => {
@@ -577,7 +580,7 @@ impl<'a> Work<'a, ()> {
     }
 }
 
-impl<G: HistoryGraph> Work<'_, G> {
+impl<G: HistoryGraph + Sync> Work<'_, G> {
     /// Plans, fetches and writes one batch as the part `dir`.
     fn batch(
         &self,
@@ -633,6 +636,7 @@ impl<G: HistoryGraph> Work<'_, G> {
         let blobs = Blobs::prepare(cfg, &wanted, cfg.evolve.max_file_size, &self.store)?;
         counts.blobs_fetched += blobs.fetch.fetched;
         counts.blob_bytes_fetched += blobs.fetch.fetched_bytes;
+        let mut in_flight: Option<output::Record> = None;
         for plan in &plans {
             let mut status = output::RepoStatus {
                 repo: plan.name.clone(),
@@ -656,14 +660,28 @@ impl<G: HistoryGraph> Work<'_, G> {
                     ));
                     continue;
                 }
-                let record = render(graph, cfg, &blobs, plan, pair, &mut counts);
+                // This pair is rendered while the one before is written: two pairs' texts
+                // in memory at most.
+                let (rendered, written) = rayon::join(
+                    || {
+                        let mut c = EvolveCounts::default();
+                        (render(graph, cfg, &blobs, plan, pair, &mut c), c)
+                    },
+                    || in_flight.take().map_or(Ok(()), |r| writer.write(r)),
+                );
+                written?;
+                let (record, c) = rendered;
+                counts.add(&c);
                 counts.text_bytes += (record.input_text.len() + record.output_text.len()) as u64;
-                writer.write(&record)?;
+                in_flight = Some(record);
                 counts.pairs += 1;
                 status.pairs += 1;
             }
             writer.repo(&status)?;
             pl.light_update();
+        }
+        if let Some(r) = in_flight.take() {
+            writer.write(r)?;
         }
         counts.blob_bytes_read += blobs.bytes_read();
         counts.blobs_failed += blobs.failed() + self.dependency_failures.get();

@@ -157,6 +157,36 @@ fn batch(records: &[Record]) -> Result<RecordBatch, arrow::error::ArrowError> {
 
 type Gz = GzEncoder<BufWriter<File>>;
 
+/// One message of a chat record.
+#[derive(serde::Serialize)]
+struct Message<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+/// A chat record, borrowing the pair's texts.
+#[derive(serde::Serialize)]
+struct Chat<'a> {
+    messages: [Message<'a>; 3],
+    repo_name: &'a str,
+    from_version: &'a str,
+    to_version: &'a str,
+}
+
+/// A JSON line of either kind, for one writer of both.
+mod erased {
+    /// A value written as one line of JSON.
+    pub trait Line: Sync {
+        fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()>;
+    }
+
+    impl<T: serde::Serialize + Sync> Line for T {
+        fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+            serde_json::to_writer(w, self).map_err(std::io::Error::from)
+        }
+    }
+}
+
 /// What became of one repository: its pairs, and why some or all are missing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepoStatus {
@@ -315,30 +345,46 @@ impl PartWriter {
             .map_err(|e| EvolveError::io(&path, e))
     }
 
-    /// Writes one record.
-    pub fn write(&mut self, r: &Record) -> Result<(), EvolveError> {
-        let io = |p: &str, e: std::io::Error| EvolveError::io(&self.staging.join(p), e);
-        if let Some(w) = &mut self.jsonl {
-            serde_json::to_writer(&mut *w, r).map_err(|e| io(JSONL, e.into()))?;
-            w.write_all(b"\n").map_err(|e| io(JSONL, e))?;
-        }
-        if let Some(w) = &mut self.chat {
-            let chat = serde_json::json!({
-                "messages": [
-                    {"role": "system", "content": self.system},
-                    {"role": "user", "content": r.input_text},
-                    {"role": "assistant", "content": r.output_text},
-                ],
-                "repo_name": r.repo_name,
-                "from_version": r.from_version,
-                "to_version": r.to_version,
-            });
-            serde_json::to_writer(&mut *w, &chat).map_err(|e| io(CHAT, e.into()))?;
-            w.write_all(b"\n").map_err(|e| io(CHAT, e))?;
-        }
+    /// Writes one record: the two gzip streams side by side (they are most of the cost).
+    pub fn write(&mut self, r: Record) -> Result<(), EvolveError> {
+        let Self {
+            jsonl,
+            chat,
+            staging,
+            system,
+            ..
+        } = self;
+        let line = |w: &mut Option<Gz>, name: &str, value: &dyn erased::Line| {
+            let Some(w) = w else { return Ok(()) };
+            let io = |e: std::io::Error| EvolveError::io(&staging.join(name), e);
+            value.write_to(&mut *w).map_err(io)?;
+            w.write_all(b"\n").map_err(io)
+        };
+        let chat_line = Chat {
+            messages: [
+                Message {
+                    role: "system",
+                    content: system,
+                },
+                Message {
+                    role: "user",
+                    content: &r.input_text,
+                },
+                Message {
+                    role: "assistant",
+                    content: &r.output_text,
+                },
+            ],
+            repo_name: &r.repo_name,
+            from_version: &r.from_version,
+            to_version: &r.to_version,
+        };
+        let (a, b) = rayon::join(|| line(jsonl, JSONL, &r), || line(chat, CHAT, &chat_line));
+        a?;
+        b?;
         if self.parquet.is_some() {
             self.pending_bytes += r.input_text.len() + r.output_text.len();
-            self.pending.push(r.clone());
+            self.pending.push(r);
             if self.pending.len() >= ROWS_PER_GROUP || self.pending_bytes >= BYTES_PER_GROUP {
                 self.flush()?;
             }
