@@ -3,8 +3,9 @@
 //!
 //! Each batch of repositories is written as a part ([`PartWriter`], into the checkpoint
 //! folder of [`super::parts`]); [`assemble`] joins the parts into the output: the gzip files
-//! and `repos.jsonl` by concatenation (a gzip file of several members is still one file to
-//! every reader), the Parquet files row group by row group. Every part file is checked
+//! and `repos.jsonl` by concatenation (a gzip file of several members, which gzip readers
+//! read whole; a decoder of one member, as `flate2::GzDecoder`, stops after the first), the
+//! Parquet files row group by row group. Every part file is checked
 //! against its recorded size and XXH3-128 as it is read. The output is written into a
 //! staging folder beside the output folder and renamed into place when complete, with
 //! `manifest.json` (the run's key, counts, and every file with its size and XXH3-128) as
