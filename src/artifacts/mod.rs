@@ -57,6 +57,15 @@ pub fn concat(files: &[PathBuf], out: &Path) -> Result<(), TableError> {
     }
 }
 
+/// A name part no other process picks at the same moment: process ids alone repeat across
+/// the nodes of a cluster sharing one file system.
+pub fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos:x}", std::process::id())
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
 /// that `path` holds either its old content or the whole new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -64,7 +73,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", unique_suffix()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

@@ -75,12 +75,7 @@ pub fn run(
         .len() as u64;
     let log = child::log_path(dir, "evolve");
     let usage = child::run(exe, &["evolve", "--config", cfg_arg], &log)?;
-    let out = cfg
-        .evolve
-        .out
-        .clone()
-        .unwrap_or_else(|| cfg.workdir.join("evolve"));
-    let manifest = out.join("manifest.json");
+    let manifest = crate::evolve::out_dir(cfg).join("manifest.json");
     let m = crate::evolve::output::Manifest::read(&manifest).ok_or_else(|| {
         BenchError::Output(format!("{} is missing or unreadable", manifest.display()))
     })?;

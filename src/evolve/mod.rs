@@ -444,6 +444,14 @@ pub fn repos_of(cfg: &Config, repos: &[EvolveRepo]) -> Result<Vec<EvolveRepo>, E
     Ok(repos)
 }
 
+/// The output folder: `[evolve] out`, by default `WORKDIR/evolve`.
+pub fn out_dir(cfg: &Config) -> PathBuf {
+    cfg.evolve
+        .out
+        .clone()
+        .unwrap_or_else(|| cfg.workdir.join("evolve"))
+}
+
 /// Runs `evolve` for `repos` (the configuration's when empty).
 pub fn run(cfg: &Config, repos: &[EvolveRepo], mode: Mode) -> Result<Outcome, EvolveError> {
     let repos = &repos_of(cfg, repos)?[..];
@@ -462,11 +470,7 @@ pub fn run(cfg: &Config, repos: &[EvolveRepo], mode: Mode) -> Result<Outcome, Ev
     // graph as for `run`.
     let fingerprint = crate::pipeline::GraphFingerprint::of(&cfg.graph)?;
     crate::pipeline::Workdir::open(&cfg.workdir, fingerprint)?;
-    let out_dir = cfg
-        .evolve
-        .out
-        .clone()
-        .unwrap_or_else(|| cfg.workdir.join("evolve"));
+    let out_dir = out_dir(cfg);
     let key = parts::key(cfg, repos)?;
     let pkey = parts::parts_key(&key, cfg.evolve.batch_repos);
     let batches = repos.len().div_ceil(cfg.evolve.batch_repos);

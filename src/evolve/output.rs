@@ -285,15 +285,6 @@ fn parquet_writer(path: &Path) -> Result<ArrowWriter<File>, EvolveError> {
         .map_err(|e| EvolveError::io(path, std::io::Error::other(e)))
 }
 
-/// A name no other process picks: slices on several nodes share the file system, and
-/// process ids repeat across nodes.
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos:x}", std::process::id())
-}
-
 /// A new, empty staging folder beside `dir` (same file system, so that the rename is
 /// atomic), or beside it with `what` as the suffix's word.
 fn sibling(dir: &Path, what: &str) -> PathBuf {
@@ -301,7 +292,10 @@ fn sibling(dir: &Path, what: &str) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "evolve".into());
-    dir.with_file_name(format!(".{name}.{what}-{}", unique()))
+    dir.with_file_name(format!(
+        ".{name}.{what}-{}",
+        crate::artifacts::unique_suffix()
+    ))
 }
 
 fn staging_for(dir: &Path) -> Result<PathBuf, EvolveError> {

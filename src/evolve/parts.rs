@@ -126,14 +126,10 @@ impl Parts {
             }
         } else {
             std::fs::create_dir_all(&dir).map_err(|e| EvolveError::io(&dir, e))?;
-            // Written once, atomically: slices started together may race here.
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let tmp = dir.join(format!(".{RUN}.tmp-{}-{nanos:x}", std::process::id()));
+            // Written atomically: slices started together may race here.
             let text = serde_json::to_vec_pretty(&want).unwrap_or_default();
-            std::fs::write(&tmp, text).map_err(|e| EvolveError::io(&tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| EvolveError::io(&path, e))?;
+            crate::artifacts::write_atomically(&path, &text)
+                .map_err(|e| EvolveError::io(&path, e))?;
         }
         Ok(Self {
             dir,
