@@ -227,6 +227,101 @@ impl Default for ExportOptions {
     }
 }
 
+/// Options of the dataset phase: the Stack-style dataset made of the export's rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasetOptions {
+    /// Uncompressed content bytes per Parquet file, in MB (a file holds at least one row).
+    pub file_mb: u64,
+    /// Languages kept (their names, as in `data/<language>/`, any case); empty keeps all.
+    pub languages: Vec<String>,
+    /// Keep rows whose language is not detected (under `data/unknown/`).
+    pub keep_unknown_language: bool,
+    /// Remove vendored files (`is_vendor`).
+    pub drop_vendor: bool,
+    /// Remove generated files (`is_generated`: names, markers, minified code).
+    pub drop_generated: bool,
+    /// Remove files with a line longer than this many characters (0: no limit).
+    pub max_line_length: u64,
+    /// Remove files whose mean line is longer than this (0: no limit).
+    pub max_avg_line_length: f64,
+    /// Remove files with a smaller fraction of letters and digits (0: no limit).
+    pub min_alphanum_fraction: f64,
+    /// Remove exact duplicates (the same sha1), keeping the first.
+    pub exact_dedup: bool,
+    /// Remove near duplicates (MinHash LSH), keeping one per cluster.
+    pub near_dedup: bool,
+    /// MinHash parameters of near-deduplication.
+    pub minhash: crate::dataset::minhash::MinHashOptions,
+}
+
+impl Default for DatasetOptions {
+    fn default() -> Self {
+        // StarCoder's filters and BigCode's dedup parameters.
+        Self {
+            file_mb: 256,
+            languages: Vec::new(),
+            keep_unknown_language: false,
+            drop_vendor: false,
+            drop_generated: true,
+            max_line_length: 1000,
+            max_avg_line_length: 100.0,
+            min_alphanum_fraction: 0.25,
+            exact_dedup: true,
+            near_dedup: true,
+            minhash: Default::default(),
+        }
+    }
+}
+
+/// What the ids of a hydrated dataset are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdKind {
+    /// The content's sha1, the key of SWH's S3 bucket (The Stack v2's `blob_id`).
+    Sha1,
+    /// The content's git blob id (hex).
+    Sha1Git,
+    /// A content SWHID, `swh:1:cnt:<sha1_git>`.
+    Swhid,
+}
+
+impl IdKind {
+    /// Its name in configurations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdKind::Sha1 => "sha1",
+            IdKind::Sha1Git => "sha1_git",
+            IdKind::Swhid => "swhid",
+        }
+    }
+}
+
+/// Options of `unearth hydrate`: which columns of the metadata say what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HydrateOptions {
+    /// The column of ids.
+    pub id_column: String,
+    /// What the ids are.
+    pub id_kind: IdKind,
+    /// The column naming each file's encoding (WHATWG labels); rows without one are UTF-8.
+    pub encoding_column: String,
+    /// The column of file paths (for languages; absent: contents alone decide).
+    pub path_column: String,
+}
+
+impl Default for HydrateOptions {
+    fn default() -> Self {
+        Self {
+            id_column: "blob_id".into(),
+            id_kind: IdKind::Sha1,
+            encoding_column: "src_encoding".into(),
+            path_column: "path".into(),
+        }
+    }
+}
+
 /// Shards per sharded phase (see [`crate::model::shard`]); each is one job of a Slurm array.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -325,7 +420,9 @@ impl SlurmOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Basename of the compressed graph (`.../graph` for `.../graph.graph`).
+    /// Basename of the compressed graph (`.../graph` for `.../graph.graph`). Needed by
+    /// everything but `hydrate`.
+    #[serde(default)]
     pub graph: PathBuf,
     /// Metadata input: one Parquet file, a folder of `part_*.parquet`, or a glob. Needed by
     /// `run` and its phases, not by `evolve`.
@@ -350,6 +447,12 @@ pub struct Config {
     /// Export options.
     #[serde(default)]
     pub export: ExportOptions,
+    /// Dataset options.
+    #[serde(default)]
+    pub dataset: DatasetOptions,
+    /// `unearth hydrate`: the metadata's id columns.
+    #[serde(default)]
+    pub hydrate: HydrateOptions,
     /// Shards per sharded phase.
     #[serde(default)]
     pub shards: ShardOptions,
@@ -629,6 +732,39 @@ impl Config {
             return fail("fetch.region", "must not be empty".into());
         }
         at_least_one("export.rows_per_file", self.export.rows_per_file as u64)?;
+        let d = &self.dataset;
+        at_least_one("dataset.file_mb", d.file_mb)?;
+        at_most("dataset.file_mb", d.file_mb, 1 << 20)?;
+        if !(d.max_avg_line_length.is_finite() && d.max_avg_line_length >= 0.0) {
+            return fail(
+                "dataset.max_avg_line_length",
+                format!("must be 0 or more, got {}", d.max_avg_line_length),
+            );
+        }
+        if !(0.0..=1.0).contains(&d.min_alphanum_fraction) {
+            return fail(
+                "dataset.min_alphanum_fraction",
+                format!(
+                    "must be a fraction between 0 and 1, got {}",
+                    d.min_alphanum_fraction
+                ),
+            );
+        }
+        let m = &d.minhash;
+        at_least_one("dataset.minhash.shingle", m.shingle as u64)?;
+        at_least_one("dataset.minhash.permutations", m.permutations as u64)?;
+        at_most("dataset.minhash.permutations", m.permutations as u64, 4096)?;
+        at_most(
+            "dataset.minhash.bands",
+            m.bands as u64,
+            m.permutations as u64,
+        )?;
+        if !(m.threshold > 0.0 && m.threshold <= 1.0) {
+            return fail(
+                "dataset.minhash.threshold",
+                format!("must be in (0, 1], got {}", m.threshold),
+            );
+        }
         let e = &self.evolve;
         for (i, r) in e.repos.iter().enumerate() {
             if r.name.trim().is_empty() {

@@ -11,7 +11,8 @@ use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 use unearth::archive::{self, BuildOptions, RepoSpec};
 use unearth::config::Config;
-use unearth::model::{Counts, Phase, Shard, Status};
+use unearth::dataset::build::BuildCounts;
+use unearth::model::{Counts, DatasetStatus, Phase, Shard, Status};
 use unearth::phases::{export::ExportCounts, walk::WalkCounts};
 use unearth::pipeline::{PhaseOutcome, Pipeline};
 
@@ -62,6 +63,12 @@ enum Command {
         /// Only join the finished batches into the output (all must be done).
         #[arg(long)]
         merge: bool,
+    },
+    /// Fetch, verify and decode a dataset published as Software Heritage ids (The Stack v2's
+    /// `blob_id`), and write it as a Stack-style dataset; no graph needed.
+    Hydrate {
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Re-resolve a random sample of rows by random access and compare.
     Verify {
@@ -290,12 +297,23 @@ fn report(out: &mut impl Write, outcomes: &[PhaseOutcome], p: &Pipeline) -> Resu
         writeln!(out, "  {status}: {n}")?;
     }
     let what = if last.phase == Phase::Export {
-        "dataset"
+        "export"
     } else {
         "resolved"
     };
     let dir = p.workdir().phase_dir(last.phase.name());
     writeln!(out, "{what}: {}", dir.display())?;
+    if let Some(d) = outcomes.iter().find(|o| o.phase == Phase::Dataset) {
+        let c = BuildCounts::from_map(&d.manifest.counts);
+        writeln!(
+            out,
+            "dataset: {} ({} rows kept, {} languages, {} files)",
+            p.workdir().phase_dir(d.phase.name()).display(),
+            c.status.get(DatasetStatus::Kept),
+            c.languages,
+            c.files
+        )?;
+    }
     Ok(())
 }
 
@@ -612,6 +630,7 @@ fn run(cli: Cli) -> Result<()> {
             slurm_submit(&mut out, &config, dry_run, evolve)
         }
         Command::Status { workdir } => status(&mut out, &workdir),
+        Command::Hydrate { config } => hydrate(&mut out, &config),
         Command::Bench(a) => bench(&mut out, a),
         Command::Verify {
             config,
@@ -632,6 +651,29 @@ fn run(cli: Cli) -> Result<()> {
             evolve(&mut out, &config, repos.as_deref(), mode)
         }
     }
+}
+
+fn hydrate(out: &mut impl Write, config: &ConfigArg) -> Result<()> {
+    let cfg = config.load()?;
+    let c = unearth::hydrate::run(&cfg)?;
+    writeln!(out, "rows: {}", c.rows)?;
+    for (status, n) in c.status.iter().filter(|(_, n)| *n > 0) {
+        writeln!(out, "  {status}: {n}")?;
+    }
+    writeln!(
+        out,
+        "blobs: {} distinct, {} fetched now, {} failed (a rerun retries them)",
+        c.blobs, c.fetch.fetched, c.fetch.failed
+    )?;
+    writeln!(
+        out,
+        "dataset: {} ({} rows kept, {} languages, {} files)",
+        cfg.workdir.join("dataset").display(),
+        c.dataset.status.get(DatasetStatus::Kept),
+        c.dataset.languages,
+        c.dataset.files
+    )?;
+    Ok(())
 }
 
 fn evolve(

@@ -171,6 +171,18 @@ impl Writer {
         Ok(())
     }
 
+    /// Bytes of the row group being buffered.
+    pub fn buffered(&self) -> usize {
+        self.inner.in_progress_size()
+    }
+
+    /// Closes the row group being buffered (writes it out).
+    pub fn flush(&mut self) -> Result<(), TableError> {
+        self.inner
+            .flush()
+            .map_err(|e| TableError::parquet(&self.path, e))
+    }
+
     /// Finishes the file.
     pub fn close(self) -> Result<(), TableError> {
         self.inner

@@ -324,7 +324,7 @@ fn slurm_dry_run_renders_arrays_chains_and_quoted_values() {
     );
     // Rendered scripts are valid shell.
     let scripts: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("# /")).collect();
-    assert_eq!(scripts.len(), 14);
+    assert_eq!(scripts.len(), 15);
     for s in scripts {
         let path = format!("/{s}");
         assert!(

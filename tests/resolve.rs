@@ -504,7 +504,7 @@ fn git_built_archive_resolves_like_git() {
         .collect();
     assert_eq!(
         ran,
-        ["content", "fetch", "export"],
+        ["content", "fetch", "export", "dataset"],
         "resolution checkpoints are reused"
     );
     let part = t.join("work/export/part-00000.parquet");

@@ -212,8 +212,8 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
     let ids = submit(&cluster, &cfg);
     assert_eq!(
         ids.len(),
-        14,
-        "10 phases, 4 of them arrays with a merge job: {ids:?}"
+        15,
+        "11 phases, 4 of them arrays with a merge job: {ids:?}"
     );
     let settled = wait_completed(&cluster, &ids);
     assert!(
@@ -365,8 +365,8 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
     }
     assert_eq!(
         ids.len(),
-        14,
-        "10 phases, 4 as an array and a merge: {ids:?}"
+        15,
+        "11 phases, 4 as an array and a merge: {ids:?}"
     );
     wait_completed(&cluster, &ids);
     assert_eq!(export_rows(&readme.join("demo-archive/work")), want);

@@ -77,3 +77,46 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
+
+/// The file that marks a folder as unearth's output: only such a folder is ever replaced.
+pub const OURS: &str = ".unearth-output";
+
+/// Puts the finished folder `staging` in the place of `dest`, atomically for readers: a
+/// `dest` that exists must be unearth's (it holds [`OURS`]); it is moved aside, `staging` is
+/// renamed into place (and marked), and the old one removed.
+pub fn replace_dir(staging: &Path, dest: &Path) -> std::io::Result<()> {
+    std::fs::write(
+        staging.join(OURS),
+        b"written by unearth; replaced by its next run\n",
+    )?;
+    let aside = dest.with_file_name(format!(
+        ".{}.old-{}",
+        dest.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        unique_suffix()
+    ));
+    let had = match std::fs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() && dest.join(OURS).is_file() => {
+            std::fs::rename(dest, &aside)?;
+            true
+        }
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not unearth's output (no {OURS}); move it away or choose \
+                     another folder",
+                    dest.display()
+                ),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    std::fs::rename(staging, dest)?;
+    if had {
+        std::fs::remove_dir_all(&aside)?;
+    }
+    Ok(())
+}

@@ -56,7 +56,7 @@ impl Driver {
     /// The driver of `phase`.
     pub fn of(phase: Phase) -> Driver {
         match phase {
-            Phase::Plan | Phase::Walk | Phase::Export => Driver::Rows,
+            Phase::Plan | Phase::Walk | Phase::Export | Phase::Dataset => Driver::Rows,
             Phase::Names => Driver::Components,
             Phase::Scan => Driver::Nodes,
             Phase::Match => Driver::Pairs,
@@ -188,6 +188,8 @@ impl Memory {
             Phase::Reach | Phase::Labels => Memory::PerNode,
             // The join map and the fetch's index hold one entry per distinct content wanted.
             Phase::Content | Phase::Fetch | Phase::Export => Memory::PerUnit(Driver::Blobs),
+            // The sort budget, and a cluster id and a bit per candidate row.
+            Phase::Dataset => Memory::SortBudget,
         }
     }
 

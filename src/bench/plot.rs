@@ -1,28 +1,14 @@
 //! Pictures of cost against archive size, per phase (PNG, drawn with plotters).
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use super::figures::{ArchiveFigures, PhaseFigures};
 use super::BenchError;
 
-/// Where the text's font is read from (Debian's fonts-dejavu-core).
-const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-
 fn font() -> Result<(), BenchError> {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let bytes = std::fs::read(FONT)
-            .map_err(|e| format!("{FONT}: {e} (scripts/setup.sh installs fonts-dejavu-core)"))?;
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-            .map_err(|_| format!("{FONT}: not a font"))
-    })
-    .clone()
-    .map_err(BenchError::Plot)
+    crate::picture::font().map_err(BenchError::Plot)
 }
 
 /// A measure plotted against graph nodes.

@@ -176,15 +176,25 @@ impl MinHasher {
             .collect()
     }
 
+    /// The threshold of estimated similarity.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// Values per signature.
+    pub fn permutations(&self) -> usize {
+        self.coefficients.len()
+    }
+
     /// The key of `sig`'s band `band`.
-    fn band_key(&self, sig: &Signature, band: usize) -> u64 {
+    pub fn band_key(&self, sig: &[u32], band: usize) -> u64 {
         let rows = &sig[band * self.rows..(band + 1) * self.rows];
         let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
         xxhash_rust::xxh3::xxh3_64(&bytes)
     }
 
     /// Estimated Jaccard similarity of two signatures.
-    pub fn similarity(a: &Signature, b: &Signature) -> f64 {
+    pub fn similarity(a: &[u32], b: &[u32]) -> f64 {
         let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
         same as f64 / a.len().max(1) as f64
     }
@@ -227,25 +237,56 @@ impl MinHasher {
 /// Connected components of `pairs` over `n` documents: each one's representative, the
 /// lowest index of its component.
 pub fn union(n: usize, pairs: &[(u32, u32)]) -> Vec<u32> {
-    let mut parent: Vec<u32> = (0..n as u32).collect();
-    fn find(parent: &mut [u32], mut x: u32) -> u32 {
-        while parent[x as usize] != x {
-            let up = parent[parent[x as usize] as usize];
-            parent[x as usize] = up;
+    let mut sets = UnionFind::new(n);
+    for &(a, b) in pairs {
+        sets.union(a, b);
+    }
+    sets.representatives()
+}
+
+/// Disjoint sets of documents, each rooted at its lowest index (its representative). Memory:
+/// one `u32` per document.
+pub struct UnionFind {
+    parent: Vec<u32>,
+}
+
+impl UnionFind {
+    /// `n` documents, each alone.
+    pub fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n as u32).collect(),
+        }
+    }
+
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let up = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = up;
             x = up;
         }
         x
     }
-    for &(a, b) in pairs {
-        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+
+    /// Joins the sets of `a` and `b`.
+    pub fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
         // The lower index roots the merged component: it is the representative.
         match ra.cmp(&rb) {
-            std::cmp::Ordering::Less => parent[rb as usize] = ra,
-            std::cmp::Ordering::Greater => parent[ra as usize] = rb,
+            std::cmp::Ordering::Less => self.parent[rb as usize] = ra,
+            std::cmp::Ordering::Greater => self.parent[ra as usize] = rb,
             std::cmp::Ordering::Equal => {}
         }
     }
-    (0..n as u32).map(|x| find(&mut parent, x)).collect()
+
+    /// Every document's representative. Roots are lower than their members, so one pass in
+    /// increasing order settles each document from its already settled parent.
+    pub fn representatives(mut self) -> Vec<u32> {
+        for x in 0..self.parent.len() {
+            let p = self.parent[x] as usize;
+            self.parent[x] = self.parent[p];
+        }
+        self.parent
+    }
 }
 
 #[cfg(test)]

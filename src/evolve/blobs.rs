@@ -75,8 +75,8 @@ impl Blobs {
                     .is_some_and(|(_, r)| r.status == BlobStatus::Ok || r.source == tag);
                 (!settled).then_some(Want {
                     sha1,
-                    sha1_git: *id,
-                    length: k.length.unwrap_or(0),
+                    sha1_git: Some(*id),
+                    length: k.length,
                 })
             })
             .collect();

@@ -14,4 +14,4 @@ pub use counts::{CountMap, Counts, StatusCounts};
 pub use ids::{BadId, IdHash, IdHasher, Sha1, Sha1Git};
 pub use phase::{Phase, Sharding};
 pub use shard::Shard;
-pub use status::{BlobStatus, ContentStatus, MatchStatus, RowStatus, Status};
+pub use status::{BlobStatus, ContentStatus, DatasetStatus, MatchStatus, RowStatus, Status};

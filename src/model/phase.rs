@@ -44,6 +44,8 @@ pub enum Phase {
     Fetch,
     /// Write the Parquet dataset with contents, language and quality columns.
     Export,
+    /// The Stack-style dataset: languages, filters, dedup, card.
+    Dataset,
 }
 
 /// How a sharded phase splits its input into shards (see [`crate::model::shard`]).
@@ -70,7 +72,7 @@ impl Sharding {
 
 impl Phase {
     /// Every phase, in running order.
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Plan,
         Phase::Names,
         Phase::Scan,
@@ -81,6 +83,7 @@ impl Phase {
         Phase::Content,
         Phase::Fetch,
         Phase::Export,
+        Phase::Dataset,
     ];
 
     /// The phase's name: its subcommand, checkpoint folder and key in configurations.
@@ -96,6 +99,7 @@ impl Phase {
             Phase::Content => "content",
             Phase::Fetch => "fetch",
             Phase::Export => "export",
+            Phase::Dataset => "dataset",
         }
     }
 
@@ -113,6 +117,9 @@ impl Phase {
             Phase::Fetch => "Fetch the blobs (S3 or a folder), verify them, store them durably",
             Phase::Export => {
                 "Write the Parquet dataset with contents, language and quality columns"
+            }
+            Phase::Dataset => {
+                "Write the Stack-style dataset: per-language shards, filters, dedup, card"
             }
         }
     }
@@ -136,6 +143,7 @@ impl Phase {
             Phase::Content => &[Phase::Walk],
             Phase::Fetch => &[Phase::Content],
             Phase::Export => &[Phase::Walk, Phase::Content, Phase::Fetch],
+            Phase::Dataset => &[Phase::Walk, Phase::Export],
         }
     }
 
@@ -165,7 +173,10 @@ impl Phase {
 
     /// Whether the phase needs the export tables (`orc` in the configuration).
     pub fn needs_orc(self) -> bool {
-        matches!(self, Phase::Content | Phase::Fetch | Phase::Export)
+        matches!(
+            self,
+            Phase::Content | Phase::Fetch | Phase::Export | Phase::Dataset
+        )
     }
 
     /// The phase named `name`.

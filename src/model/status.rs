@@ -109,6 +109,35 @@ impl RowStatus {
 }
 
 status_enum!(
+    /// Where a row of the export went in the dataset: kept, or the first rule that removed
+    /// it, in the order the rules apply.
+    DatasetStatus ("dataset_") {
+        /// In the dataset.
+        Kept = "kept",
+        /// The export has no text for it (its `status` says why).
+        NoText = "no_text",
+        /// No language detected.
+        UnknownLanguage = "unknown_language",
+        /// Its language is not in `languages`.
+        LanguageExcluded = "language_excluded",
+        /// A vendored file (`drop_vendor`).
+        Vendor = "vendor",
+        /// A generated file (`drop_generated`).
+        Generated = "generated",
+        /// A line longer than `max_line_length`.
+        LongLine = "max_line_length",
+        /// Mean line longer than `max_avg_line_length`.
+        LongLines = "max_avg_line_length",
+        /// Fewer letters and digits than `min_alphanum_fraction`.
+        LowAlphanum = "min_alphanum_fraction",
+        /// The same bytes as a kept row.
+        ExactDuplicate = "exact_duplicate",
+        /// Similar to a kept row (MinHash LSH).
+        NearDuplicate = "near_duplicate",
+    }
+);
+
+status_enum!(
     /// The outcome of the origin match for one (repository, prefix) pair.
     MatchStatus ("pairs_") {
         /// A revision of the origin has the prefix.

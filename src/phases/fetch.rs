@@ -30,7 +30,7 @@ use crate::model::{BlobStatus, ContentStatus, Counts, Phase, Sha1, Sha1Git, Shar
 use crate::store::limiter::Limiter;
 use crate::store::pack::source_tag;
 use crate::store::source::Got;
-use crate::store::verify::{body_cap, verify};
+use crate::store::verify::{body_cap, verify, UNKNOWN_LENGTH_CAP};
 use crate::store::{BlobStores, PackStore, Source, StoreError};
 
 use super::{Context, Inputs, PhaseError};
@@ -40,11 +40,28 @@ use super::{Context, Inputs, PhaseError};
 pub struct Want {
     /// sha1 (store key).
     pub sha1: Sha1,
-    /// Its git blob id.
-    pub sha1_git: Sha1Git,
-    /// Its length.
-    pub length: u64,
+    /// Its git blob id, when known (hydrated sha1s come without one).
+    pub sha1_git: Option<Sha1Git>,
+    /// Its length, when known.
+    pub length: Option<u64>,
 }
+
+impl Want {
+    /// Memory a request for it holds, in KiB: the body's cap (compressed) and the bytes it
+    /// inflates to; a blob of unknown length is charged [`UNKNOWN_LENGTH_CHARGE`].
+    fn charge_kib(&self) -> u64 {
+        let bytes = match self.length {
+            Some(l) => body_cap(l).saturating_add(l),
+            None => UNKNOWN_LENGTH_CHARGE,
+        };
+        (bytes >> 10).max(1)
+    }
+}
+
+/// What a request for a blob of unknown length is charged against `memory_mb`: most source
+/// files are far smaller, and the body is still read under the absolute cap
+/// ([`crate::store::verify::UNKNOWN_LENGTH_CAP`]).
+const UNKNOWN_LENGTH_CHARGE: u64 = 4 << 20;
 
 /// Counts of a fetch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -114,7 +131,7 @@ async fn fetch_one(w: &Want, source: &Source, opts: &FetchOptions, limiter: &Lim
     let mut requests = 0;
     let mut refused = 0;
     let mut last_refusal = false;
-    let cap = body_cap(w.length);
+    let cap = w.length.map_or(UNKNOWN_LENGTH_CAP, body_cap);
     for attempt in 0..opts.attempts.max(1) {
         if attempt > 0 {
             let base = opts.backoff_ms.saturating_mul(1 << attempt.min(10));
@@ -136,7 +153,7 @@ async fn fetch_one(w: &Want, source: &Source, opts: &FetchOptions, limiter: &Lim
             refused,
         };
         match got {
-            Ok(Got::Body(body)) => match verify(&body, w.length, &w.sha1, &w.sha1_git) {
+            Ok(Got::Body(body)) => match verify(&body, w.length, &w.sha1, w.sha1_git.as_ref()) {
                 Ok(data) => return done(Outcome::Stored(BlobStatus::Ok, Some(data)), refused),
                 Err(why) => {
                     log::debug!(
@@ -248,7 +265,7 @@ async fn run_requests(
     let mut tasks = tokio::task::JoinSet::new();
     let mut counts = FetchCounts::default();
     for &w in todo {
-        let kib = (body_cap(w.length).saturating_add(w.length) >> 10).max(1);
+        let kib = w.charge_kib();
         let Ok(held) = memory
             .clone()
             .acquire_many_owned(kib.min(budget as u64) as u32)
@@ -400,8 +417,8 @@ impl super::Step for Step {
             .filter_map(|(g, k)| {
                 Some(Want {
                     sha1: k.sha1?,
-                    sha1_git: *g,
-                    length: k.length?,
+                    sha1_git: Some(*g),
+                    length: Some(k.length?),
                 })
             })
             .filter(|w| ctx.shard.owns_sha1(w.sha1.as_bytes()))

@@ -8,6 +8,7 @@
 
 pub mod chunks;
 pub mod content;
+pub mod dataset;
 pub mod export;
 pub mod fetch;
 pub mod labels;
@@ -54,6 +55,9 @@ pub enum PhaseError {
     /// A flat record file of the work directory.
     #[error(transparent)]
     Flat(#[from] crate::artifacts::flat::FlatError),
+    /// Building the dataset.
+    #[error(transparent)]
+    Dataset(#[from] crate::dataset::DatasetError),
     /// Another file of the work directory.
     #[error("{path}")]
     Io {

@@ -98,6 +98,12 @@ fn first_version() -> u32 {
 impl GraphFingerprint {
     /// Fingerprints the graph at `base` without reading its big files.
     pub fn of(base: &Path) -> Result<Self, CheckpointError> {
+        if base.as_os_str().is_empty() {
+            return Err(io(Path::new("graph"))(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the configuration names no `graph` (only `unearth hydrate` runs without one)",
+            )));
+        }
         let mut text = Vec::new();
         for suffix in [
             ".properties",

@@ -154,6 +154,10 @@ macro_rules! with_step {
                 type $S = phases::export::Step;
                 $body
             }
+            Phase::Dataset => {
+                type $S = phases::dataset::Step;
+                $body
+            }
         }
     };
 }

@@ -25,28 +25,44 @@ pub fn body_cap(length: u64) -> u64 {
     length.saturating_add(length / 256).saturating_add(4096)
 }
 
-/// Gunzips `body` (at most `length` + 1 bytes out) and checks length, sha1 and git blob id.
+/// The most bytes a blob of unknown length may have, compressed or not (1 GiB: above any
+/// file SWH stores as a content).
+pub const UNKNOWN_LENGTH_CAP: u64 = 1 << 30;
+
+/// Gunzips `body` (at most `length` + 1 bytes out) and checks length, sha1 and git blob id;
+/// a blob known by its sha1 alone (`length` and `sha1_git` unknown) is held to the sha1 and
+/// [`UNKNOWN_LENGTH_CAP`].
 pub fn verify(
     body: &[u8],
-    length: u64,
+    length: Option<u64>,
     sha1: &Sha1,
-    sha1_git: &Sha1Git,
+    sha1_git: Option<&Sha1Git>,
 ) -> Result<Vec<u8>, Refused> {
-    if body.len() as u64 > body_cap(length) {
+    if body.len() as u64 > length.map_or(UNKNOWN_LENGTH_CAP, body_cap) {
         return Err(Refused::TooLarge(body.len() as u64));
     }
-    let mut out = Vec::with_capacity(length.min(64 << 20) as usize);
+    let limit = length.unwrap_or(UNKNOWN_LENGTH_CAP);
+    let mut out = Vec::with_capacity(limit.min(64 << 20).min(body.len() as u64 * 4) as usize);
     flate2::read::GzDecoder::new(body)
-        .take(length + 1)
+        .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|e| Refused::Gzip(e.to_string()))?;
-    if out.len() as u64 != length {
-        return Err(Refused::Gzip(format!(
-            "{} bytes, expected {length}",
-            out.len()
-        )));
+    match length {
+        Some(l) if out.len() as u64 != l => {
+            return Err(Refused::Gzip(format!("{} bytes, expected {l}", out.len())));
+        }
+        None if out.len() as u64 > limit => {
+            return Err(Refused::Gzip(format!("more than {limit} bytes")));
+        }
+        _ => {}
     }
-    check(&out, sha1, sha1_git)?;
+    match sha1_git {
+        Some(git) => check(&out, sha1, git)?,
+        None if !has_sha1(&out, sha1) => {
+            return Err(Refused::Hash("sha1 differs".into()));
+        }
+        None => {}
+    }
     Ok(out)
 }
 
@@ -83,28 +99,34 @@ mod tests {
         let data = b"hello\n";
         let h = crate::model::hashes::ContentHashes::of(data);
         let (sha1, git) = (Sha1(h.sha1), Sha1Git(h.sha1_git));
-        assert_eq!(verify(&gz(data), 6, &sha1, &git).unwrap(), data);
+        assert_eq!(verify(&gz(data), Some(6), &sha1, Some(&git)).unwrap(), data);
         // Same length, other bytes.
         assert!(matches!(
-            verify(&gz(b"jello\n"), 6, &sha1, &git),
+            verify(&gz(b"jello\n"), Some(6), &sha1, Some(&git)),
             Err(Refused::Hash(_))
         ));
         // Longer than announced: cut at length + 1 and refused, whatever the real size.
         let bomb = gz(&vec![0u8; 10 << 20]);
         assert!(bomb.len() < 100_000);
         assert!(matches!(
-            verify(&bomb, 100_000, &sha1, &git),
+            verify(&bomb, Some(100_000), &sha1, Some(&git)),
             Err(Refused::Gzip(_))
         ));
         // A body far larger than any gzip of 6 bytes is refused before inflating.
         assert!(matches!(
-            verify(&vec![0u8; 1 << 20], 6, &sha1, &git),
+            verify(&vec![0u8; 1 << 20], Some(6), &sha1, Some(&git)),
             Err(Refused::TooLarge(_))
         ));
         // Truncated gzip.
         let g = gz(data);
-        assert!(verify(&g[..g.len() - 4], 6, &sha1, &git).is_err());
-        assert!(verify(b"not gzip", 6, &sha1, &git).is_err());
+        assert!(verify(&g[..g.len() - 4], Some(6), &sha1, Some(&git)).is_err());
+        assert!(verify(b"not gzip", Some(6), &sha1, Some(&git)).is_err());
+        // Known by its sha1 alone: the sha1 still decides.
+        assert_eq!(verify(&gz(data), None, &sha1, None).unwrap(), data);
+        assert!(matches!(
+            verify(&gz(b"jello\n"), None, &sha1, None),
+            Err(Refused::Hash(_))
+        ));
         // Incompressible data still fits under the cap.
         let noise: Vec<u8> = (0..200_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
