@@ -160,12 +160,10 @@ fn strs<'a>(
     file: &Path,
     name: &str,
 ) -> Result<Option<Vec<Option<&'a str>>>, TableError> {
-    let Some(c) = b.column_by_name(name) else {
-        return Ok(None);
-    };
-    table::str_values(c)
-        .map(Some)
-        .ok_or_else(|| TableError::column(file, name, format!("is {}, not Utf8", c.data_type())))
+    match b.column_by_name(name) {
+        Some(_) => table::strs(b, file, name).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Every metadata batch in order, with its file; the id column must be in every file.

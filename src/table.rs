@@ -286,16 +286,27 @@ pub fn u32s(batch: &RecordBatch, path: &Path, name: &str) -> Result<Vec<u32>, Ta
         .collect())
 }
 
+/// A Utf8 or LargeUtf8 column as borrowed strings (nulls as `None`).
+pub fn strs<'a>(
+    batch: &'a RecordBatch,
+    path: &Path,
+    name: &str,
+) -> Result<Vec<Option<&'a str>>, TableError> {
+    let c = column(batch, path, name)?;
+    str_values(c)
+        .ok_or_else(|| TableError::column(path, name, format!("is {}, not Utf8", c.data_type())))
+}
+
 /// A Utf8 or LargeUtf8 column as owned strings (nulls as `None`).
 pub fn strings(
     batch: &RecordBatch,
     path: &Path,
     name: &str,
 ) -> Result<Vec<Option<String>>, TableError> {
-    let c = column(batch, path, name)?;
-    str_values(c)
-        .map(|v| v.into_iter().map(|s| s.map(str::to_string)).collect())
-        .ok_or_else(|| TableError::column(path, name, format!("is {}, not Utf8", c.data_type())))
+    Ok(strs(batch, path, name)?
+        .into_iter()
+        .map(|s| s.map(str::to_string))
+        .collect())
 }
 
 /// The values of a Utf8 or LargeUtf8 array, borrowed; `None` for other types.

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringArray};
 use common::*;
-use unearth::archive::{self, BuildOptions, RepoSpec};
 
 fn write(repo: &Path, path: &str, text: &str) {
     let p = repo.join(path);
@@ -162,19 +161,7 @@ fn dataset_loads_per_language_and_whole_with_planted_dedup_and_languages() {
     git(&repo, &["commit", "-q", "-m", "planted"]);
     let head = git_lines(&repo, &["rev-parse", "HEAD"])[0].clone();
     let archive_dir = tmp.path().join("archive");
-    archive::build(
-        &archive_dir,
-        &BuildOptions {
-            repos: vec![
-                RepoSpec::parse(&format!("https://github.com/t/code={}", repo.display())).unwrap(),
-            ],
-            max_content_size: 1 << 20,
-            rows_per_file: 1000,
-        },
-        "",
-    )
-    .unwrap();
-    let layout = archive::ArchiveDir::new(&archive_dir);
+    let layout = archive_one(&archive_dir, "https://github.com/t/code", &repo);
     let meta = tmp.path().join("meta.parquet");
     let paths: Vec<&str> = files.keys().copied().collect();
     unearth::table::write(

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, StringArray};
 use common::*;
 use sha1::Digest;
-use unearth::archive::{self, BuildOptions, RepoSpec};
 use unearth_loopback::S3Server;
 
 fn write(repo: &Path, path: &str, bytes: &[u8]) {
@@ -106,19 +105,7 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "files"]);
     let archive_dir = tmp.path().join("archive");
-    archive::build(
-        &archive_dir,
-        &BuildOptions {
-            repos: vec![
-                RepoSpec::parse(&format!("https://github.com/t/code={}", repo.display())).unwrap(),
-            ],
-            max_content_size: 1 << 20,
-            rows_per_file: 1000,
-        },
-        "",
-    )
-    .unwrap();
-    let layout = archive::ArchiveDir::new(&archive_dir);
+    let layout = archive_one(&archive_dir, "https://github.com/t/code", &repo);
     // The bucket: the archive's objects as `softwareheritage/content/<sha1>`.
     let data = tmp.path().join("s3data");
     std::fs::create_dir_all(&data).unwrap();

@@ -178,19 +178,8 @@ struct View<'a> {
     sha1: Vec<Option<&'a str>>,
 }
 
-/// A string column of `b`, borrowed.
-fn strs<'a>(
-    b: &'a RecordBatch,
-    file: &Path,
-    name: &str,
-) -> Result<Vec<Option<&'a str>>, TableError> {
-    let c = table::column(b, file, name)?;
-    table::str_values(c)
-        .ok_or_else(|| TableError::column(file, name, format!("is {}, not Utf8", c.data_type())))
-}
-
 fn view<'a>(b: &'a RecordBatch, file: &Path) -> Result<View<'a>, TableError> {
-    let strings = |name: &str| strs(b, file, name);
+    let strings = |name: &str| table::strs(b, file, name);
     let content = table::column(b, file, "content")?
         .as_any()
         .downcast_ref::<StringArray>()
@@ -405,7 +394,7 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
         });
         let row_ids = table::opt_u64s(b, file, "row_id").unwrap_or_default();
         let repos = match b.column_by_name("repo") {
-            Some(_) => strs(b, file, "repo")?,
+            Some(_) => table::strs(b, file, "repo")?,
             None => vec![None; b.num_rows()],
         };
         let mut by_language: std::collections::BTreeMap<&str, Vec<(usize, &Derived, u32)>> =

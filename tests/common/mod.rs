@@ -146,6 +146,23 @@ pub fn branches(graph: &impl FullGraph, n: usize) -> BTreeSet<(Vec<u8>, String)>
 }
 
 /// A fresh temporary folder that lives as long as the value.
+/// The archive of one git repository (origin `url`), built into `dir`.
+pub fn archive_one(dir: &Path, url: &str, repo: &Path) -> unearth::archive::ArchiveDir {
+    unearth::archive::build(
+        dir,
+        &unearth::archive::BuildOptions {
+            repos: vec![
+                unearth::archive::RepoSpec::parse(&format!("{url}={}", repo.display())).unwrap(),
+            ],
+            max_content_size: 1 << 20,
+            rows_per_file: 1000,
+        },
+        "",
+    )
+    .unwrap();
+    unearth::archive::ArchiveDir::new(dir)
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("unearth-test-")
