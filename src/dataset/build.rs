@@ -293,14 +293,11 @@ fn write_language(
         cols.push(take(from, &typed(name))?);
     }
     let content = take("content", &DataType::Utf8)?;
-    let lengths: Vec<u64> = keep
-        .iter()
-        .map(|(i, _, _)| {
-            b.column_by_name("content")
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .map_or(0, |c| c.value(*i).len() as u64)
-        })
-        .collect();
+    // Lengths from the taken texts, looked up once rather than by name per row.
+    let lengths: Vec<u64> = match content.as_any().downcast_ref::<StringArray>() {
+        Some(c) => (0..c.len()).map(|j| c.value(j).len() as u64).collect(),
+        None => vec![0; keep.len()],
+    };
     cols.push(Arc::new(StringArray::from_iter_values(
         keep.iter().map(|_| language),
     )));
