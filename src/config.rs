@@ -231,6 +231,9 @@ impl Default for ExportOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetOptions {
+    /// Where the dataset is published besides `WORKDIR/dataset` (a folder unearth made, or
+    /// none there yet); relative to the configuration file.
+    pub out: Option<PathBuf>,
     /// Uncompressed content bytes per Parquet file, in MB (a file holds at least one row).
     pub file_mb: u64,
     /// Languages kept (their names, as in `data/<language>/`, any case); empty keeps all.
@@ -253,12 +256,17 @@ pub struct DatasetOptions {
     pub near_dedup: bool,
     /// MinHash parameters of near-deduplication.
     pub minhash: crate::dataset::minhash::MinHashOptions,
+    /// License types kept (`permissive`, `copyleft`, `other`, `no_license`); empty keeps all.
+    pub license_types: Vec<crate::model::LicenseType>,
+    /// Lowest match score (0 to 1) at which a license text counts as detected.
+    pub license_threshold: f32,
 }
 
 impl Default for DatasetOptions {
     fn default() -> Self {
         // StarCoder's filters and BigCode's dedup parameters.
         Self {
+            out: None,
             file_mb: 256,
             languages: Vec::new(),
             keep_unknown_language: false,
@@ -270,6 +278,9 @@ impl Default for DatasetOptions {
             exact_dedup: true,
             near_dedup: true,
             minhash: Default::default(),
+            license_types: Vec::new(),
+            // askalono's own default: a text scoring above 0.8 is that license.
+            license_threshold: 0.8,
         }
     }
 }
@@ -631,6 +642,7 @@ impl Config {
             .chain(self.slurm.template.as_mut())
             .chain(self.slurm.binary.as_mut())
             .chain(self.evolve.out.as_mut())
+            .chain(self.dataset.out.as_mut())
             .chain(self.evolve.dependency_map.as_mut())
             .chain(self.evolve.repos_file.as_mut())
         {
@@ -747,6 +759,26 @@ impl Config {
                 format!(
                     "must be a fraction between 0 and 1, got {}",
                     d.min_alphanum_fraction
+                ),
+            );
+        }
+        if let Some(out) = d.out.as_ref().filter(|o| o.starts_with(&self.workdir)) {
+            return fail(
+                "dataset.out",
+                format!(
+                    "{} is inside the work directory {}, which unearth manages; choose a folder \
+                     outside it (the dataset is in WORKDIR/dataset already)",
+                    out.display(),
+                    self.workdir.display()
+                ),
+            );
+        }
+        if !(d.license_threshold > 0.0 && d.license_threshold <= 1.0) {
+            return fail(
+                "dataset.license_threshold",
+                format!(
+                    "must be a score above 0 and at most 1, got {}",
+                    d.license_threshold
                 ),
             );
         }

@@ -93,8 +93,9 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> HydrateError + '_ {
     }
 }
 
-/// Counts of a hydration.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+/// Counts of a hydration, also written to `WORKDIR/hydrate.json`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct HydrateCounts {
     /// Input rows.
     pub rows: u64,
@@ -442,6 +443,34 @@ fn export_columns(
     (Arc::new(Schema::new(fields)), cols)
 }
 
+/// The counts file of the last hydration, in the work directory.
+pub const COUNTS: &str = "hydrate.json";
+
+/// The sha1s of the first `n` rows of the metadata with a valid id, in row order (the
+/// benchmark fetches them one at a time, as The Stack v2's own loop does).
+pub fn first_sha1s(config: &Config, n: usize) -> Result<Vec<Sha1>, HydrateError> {
+    let files = crate::phases::plan::input_files(&config.metadata)
+        .map_err(|e| HydrateError::Phase(e.into()))?;
+    let ids = Ids::open(config)?;
+    let mut out = Vec::new();
+    for file in &files {
+        let (_, batches) = table::open(file)?;
+        for b in batches {
+            let b = b?;
+            let col = strs(&b, file, &config.hydrate.id_column)?.unwrap_or_default();
+            for id in col {
+                if out.len() >= n {
+                    return Ok(out);
+                }
+                if let Ok(sha1) = ids.sha1(id)? {
+                    out.push(sha1);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Hydrates the metadata of `config` into its dataset; returns the counts.
 pub fn run(config: &Config) -> Result<HydrateCounts, HydrateError> {
     let files = crate::phases::plan::input_files(&config.metadata)
@@ -463,6 +492,7 @@ pub fn run(config: &Config) -> Result<HydrateCounts, HydrateError> {
         crate::artifacts::replace_dir(&staging, &out).map_err(io(&out))?;
         let parts = table::parquet_files(&out)?;
         counts.dataset = dataset::build::build(&dataset::build::Build {
+            licenses: None,
             parts: &parts,
             input_rows: rows,
             out: &workdir.join("dataset"),
@@ -482,6 +512,12 @@ pub fn run(config: &Config) -> Result<HydrateCounts, HydrateError> {
                 config.fetch.store
             ),
         })?;
+        if let Some(out) = &config.dataset.out {
+            dataset::publish(&workdir.join("dataset"), out).map_err(io(out))?;
+        }
+        let path = workdir.join(COUNTS);
+        let text = serde_json::to_vec_pretty(&counts).unwrap_or_default();
+        crate::artifacts::write_atomically(&path, &text).map_err(io(&path))?;
         Ok(counts)
     })();
     let _ = std::fs::remove_dir_all(&scratch);

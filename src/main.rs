@@ -308,7 +308,7 @@ fn report(out: &mut impl Write, outcomes: &[PhaseOutcome], p: &Pipeline) -> Resu
         writeln!(
             out,
             "dataset: {} ({} rows kept, {} languages, {} files)",
-            p.workdir().phase_dir(d.phase.name()).display(),
+            cfg_dataset_dir(p.config(), &p.workdir().phase_dir(d.phase.name())).display(),
             c.status.get(DatasetStatus::Kept),
             c.languages,
             c.files
@@ -551,6 +551,7 @@ fn bench(out: &mut impl Write, a: BenchArgs) -> Result<()> {
         random_rows: a.random_rows,
     };
     let mut archives = Vec::new();
+    let mut hydrations = String::new();
     for f in &a.figures {
         archives.push(unearth::bench::ArchiveFigures::load(f)?);
     }
@@ -568,6 +569,17 @@ fn bench(out: &mut impl Write, a: BenchArgs) -> Result<()> {
             }
             name = format!("{base}-{i}");
         }
+        // A configuration without a graph is a hydration's: measured as one.
+        if cfg.graph.as_os_str().is_empty() {
+            let h = unearth::bench::hydrate::bench(&cfg, &name)?;
+            if let Some(dir) = &a.out {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                h.save(&dir.join(format!("{}-hydrate.json", h.name)))?;
+            }
+            hydrations.push_str(&unearth::bench::hydrate::report(&h));
+            continue;
+        }
         let figures = unearth::bench::bench(&cfg, &name, &opts)?;
         if let Some(dir) = &a.out {
             std::fs::create_dir_all(dir)
@@ -576,7 +588,12 @@ fn bench(out: &mut impl Write, a: BenchArgs) -> Result<()> {
         }
         archives.push(figures);
     }
-    let text = unearth::bench::report(&archives, a.out.as_deref())?;
+    let mut text = if archives.is_empty() {
+        String::new()
+    } else {
+        unearth::bench::report(&archives, a.out.as_deref())?
+    };
+    text.push_str(&hydrations);
     write!(out, "{text}")?;
     if let Some(path) = a.report {
         std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -668,12 +685,20 @@ fn hydrate(out: &mut impl Write, config: &ConfigArg) -> Result<()> {
     writeln!(
         out,
         "dataset: {} ({} rows kept, {} languages, {} files)",
-        cfg.workdir.join("dataset").display(),
+        cfg_dataset_dir(&cfg, &cfg.workdir.join("dataset")).display(),
         c.dataset.status.get(DatasetStatus::Kept),
         c.dataset.languages,
         c.dataset.files
     )?;
     Ok(())
+}
+
+/// Where the dataset is for the user: `[dataset] out` when set, else `built`.
+fn cfg_dataset_dir(cfg: &Config, built: &Path) -> PathBuf {
+    cfg.dataset
+        .out
+        .clone()
+        .unwrap_or_else(|| built.to_path_buf())
 }
 
 fn evolve(

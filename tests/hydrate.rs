@@ -206,6 +206,20 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
     let again = String::from_utf8_lossy(&again.stdout).to_string();
     assert!(again.contains("0 fetched now"), "{again}");
 
+    // `unearth bench` of a hydration: its own run, against the one-at-a-time loop through
+    // the same server.
+    let bench = unearth_ok(&["bench"], &config);
+    let report = String::from_utf8_lossy(&bench.stdout).to_string();
+    assert!(report.contains("hydrate / one at a time"), "{report}");
+    let figures_path = tmp.path().join("work.bench/hydrate-figures.json");
+    let figures: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&figures_path).unwrap()).unwrap();
+    assert_eq!(figures["counts"]["rows"], 7, "{figures}");
+    assert_eq!(figures["counts"]["fetch"]["fetched"], 4, "{figures}");
+    // Six valid ids (one repeated), five of them in the bucket.
+    assert_eq!(figures["serial"]["requests"], 6, "{figures}");
+    assert_eq!(figures["serial"]["bodies"], 5, "{figures}");
+
     // The same files named by SWHIDs, joined to sha1 through the digestmap.
     let swhids: Vec<String> = FILES
         .iter()

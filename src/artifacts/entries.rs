@@ -106,6 +106,12 @@ impl Entries {
             .map(|e| (e.perm, e.target))
     }
 
+    /// The kept entries of directory `dir`, by name id.
+    pub fn in_dir(&self, dir: u64) -> impl Iterator<Item = Entry> + '_ {
+        let start = self.0.partition_point(|e| e.dir < dir);
+        self.0.iter_from(start).take_while(move |e| e.dir == dir)
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.0.len()

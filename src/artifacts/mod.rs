@@ -10,7 +10,7 @@
 //! | `match/` | [`matches`](mod@matches) | `pairs.flat`, `members.flat` |
 //! | `reach/` | [`bits`] | `dirs.bits` |
 //! | `labels/` | [`entries`] | `entries.flat` |
-//! | `walk/` | [`resolved`] | `resolved-NNNNN.parquet` |
+//! | `walk/` | [`resolved`], [`licenses`] | `resolved-NNNNN.parquet`, `licenses.flat` |
 //! | `content/` | [`join`] | `join.parquet` (`found.parquet` in shards) |
 //! | `fetch/` | [`fetched`] | `fetched.parquet` |
 //! | `export/` | [`export`] | `part-NNNNN.parquet`, `summary.json` |
@@ -26,6 +26,7 @@ pub mod export;
 pub mod fetched;
 pub mod flat;
 pub mod join;
+pub mod licenses;
 pub mod matches;
 pub mod plan;
 pub mod resolved;

@@ -140,6 +140,9 @@ pub struct ArchiveFigures {
     /// `unearth evolve`, when the configuration names repositories.
     #[serde(default)]
     pub evolve: Option<super::evolve::EvolveFigures>,
+    /// The dataset phase: dedup and license detection rates.
+    #[serde(default)]
+    pub dataset: Option<super::dataset::DatasetFigures>,
 }
 
 fn single_pass() -> String {

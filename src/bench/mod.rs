@@ -19,8 +19,10 @@
 
 pub mod cache;
 pub mod child;
+pub mod dataset;
 pub mod evolve;
 pub mod figures;
+pub mod hydrate;
 pub mod joins;
 pub mod labels;
 pub mod model;
@@ -383,6 +385,15 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
     } else {
         Vec::new()
     };
+    let mut base = base;
+    let dataset = if phases.iter().any(|p| p.phase == Phase::Dataset.name()) {
+        drop()?;
+        let (figures, parts) = dataset::measure(&cfg, opts.cold)?;
+        base.push(parts);
+        Some(figures)
+    } else {
+        None
+    };
     let evolve = if evolve::wanted(&cfg) {
         drop()?;
         Some(evolve::run(&exe, &dir, &cfg, &cfg_arg)?)
@@ -414,6 +425,7 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
         joins,
         lookups,
         evolve,
+        dataset,
     };
     figures.save(&dir.join(FIGURES))?;
     Ok(figures)

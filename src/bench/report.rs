@@ -113,6 +113,9 @@ pub fn archive(a: &ArchiveFigures) -> String {
     if let Some(e) = &a.evolve {
         s.push_str(&super::evolve::report(e, a.baseline(super::evolve::STORE)));
     }
+    if let Some(d) = &a.dataset {
+        s.push_str(&super::dataset::report(a, d));
+    }
     s
 }
 

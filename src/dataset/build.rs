@@ -27,12 +27,13 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
 use crate::config::DatasetOptions;
-use crate::model::{Counts, DatasetStatus, RowStatus, Status, StatusCounts};
+use crate::model::{Counts, DatasetStatus, LicenseType, RowStatus, Status, StatusCounts};
 use crate::table::{self, TableError};
 
-use super::card::{self, Summary};
+use super::card::{self, LicenseSummary, Summary};
 use super::dedup::{Clusters, Dedup, Fate};
 use super::layout::Layout;
+use super::licenses::Table;
 use super::rows::{derive, language_name, verdict, Derived};
 use super::{funnel, DatasetError};
 
@@ -50,6 +51,10 @@ pub struct Build<'a> {
     pub options: &'a DatasetOptions,
     /// Sort memory, in bytes.
     pub sort_budget: usize,
+    /// Each revision's licenses (`run`); without it (`hydrate`) the parts' own
+    /// `detected_licenses`, `license_type` and `license_confidence` columns are used when
+    /// they have them.
+    pub licenses: Option<&'a Table>,
     /// Where the rows came from, for `metadata.json`.
     pub source: serde_json::Value,
     /// The same in words, for the card.
@@ -75,6 +80,20 @@ pub struct BuildCounts {
     pub pairs_checked: u64,
     /// Of those, similar enough.
     pub pairs_similar: u64,
+    /// Rows offered to deduplication (text rows the filters kept).
+    pub dedup_candidates: u64,
+    /// Microseconds of deduplication (signatures, the sorts, the pair checks).
+    pub dedup_micros: u64,
+    /// Revisions with a root license file ([`super::licenses`]).
+    pub license_revisions: u64,
+    /// Their license files.
+    pub license_files: u64,
+    /// Distinct license texts matched against the SPDX texts.
+    pub license_texts_matched: u64,
+    /// Distinct license texts the blob store lacks.
+    pub license_texts_unreadable: u64,
+    /// Microseconds of license detection.
+    pub license_micros: u64,
     /// Rows per dataset status.
     #[serde(flatten)]
     pub status: StatusCounts<DatasetStatus>,
@@ -88,6 +107,13 @@ impl Counts for BuildCounts {
         self.bytes += o.bytes;
         self.pairs_checked += o.pairs_checked;
         self.pairs_similar += o.pairs_similar;
+        self.dedup_candidates += o.dedup_candidates;
+        self.dedup_micros += o.dedup_micros;
+        self.license_revisions += o.license_revisions;
+        self.license_files += o.license_files;
+        self.license_texts_matched += o.license_texts_matched;
+        self.license_texts_unreadable += o.license_texts_unreadable;
+        self.license_micros += o.license_micros;
         self.status.merge(&o.status);
     }
 }
@@ -120,9 +146,24 @@ const DROPPED: [&str; 9] = [
     "content",
 ];
 
+/// The license columns.
+const LICENSE_COLUMNS: [&str; 3] = ["detected_licenses", "license_type", "license_confidence"];
+
+/// The type of the license column `name` as unearth writes it.
+fn license_type_of(name: &str) -> DataType {
+    match name {
+        "detected_licenses" => {
+            DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+        }
+        "license_confidence" => DataType::Float32,
+        _ => DataType::Utf8,
+    }
+}
+
 /// The dataset's schema for an export of schema `export`, and the export columns it carries
-/// (the input's own, renamed when a dataset column has their name).
-fn schema(export: &Schema) -> (SchemaRef, Vec<(usize, String)>) {
+/// (the input's own, renamed when a dataset column has their name). `detected` says whether
+/// unearth detects the licenses; if not, the parts' own license columns are taken.
+fn schema(export: &Schema, detected: bool) -> (SchemaRef, Vec<(usize, String)>) {
     let mut fields: Vec<Field> = Vec::new();
     for (name, from) in TAKEN.iter() {
         let t = export
@@ -138,6 +179,15 @@ fn schema(export: &Schema) -> (SchemaRef, Vec<(usize, String)>) {
         Field::new("src_encoding", DataType::Utf8, false),
         Field::new("is_vendor", DataType::Boolean, false),
         Field::new("is_generated", DataType::Boolean, false),
+    ]);
+    for name in LICENSE_COLUMNS {
+        let t = match export.field_with_name(name) {
+            Ok(f) if !detected => f.data_type().clone(),
+            _ => license_type_of(name),
+        };
+        fields.push(Field::new(name, t, true));
+    }
+    fields.extend([
         Field::new("avg_line_length", DataType::Float64, true),
         Field::new("max_line_length", DataType::UInt64, true),
         Field::new("alphanum_fraction", DataType::Float64, true),
@@ -146,7 +196,10 @@ fn schema(export: &Schema) -> (SchemaRef, Vec<(usize, String)>) {
     let ours: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
     let reserved: Vec<&str> = ours.iter().map(String::as_str).collect();
     let consumed = |n: &str| {
-        TAKEN.iter().any(|(_, f)| *f == n) || QUALITY.contains(&n) || DROPPED.contains(&n)
+        TAKEN.iter().any(|(_, f)| *f == n)
+            || QUALITY.contains(&n)
+            || DROPPED.contains(&n)
+            || (!detected && LICENSE_COLUMNS.contains(&n))
     };
     let carried: Vec<(usize, &str)> = export
         .fields()
@@ -176,9 +229,38 @@ struct View<'a> {
     path: Vec<Option<&'a str>>,
     content: &'a StringArray,
     sha1: Vec<Option<&'a str>>,
+    /// Each row's license type, when known (from the table, or the part's own column).
+    license: Vec<Option<LicenseType>>,
 }
 
-fn view<'a>(b: &'a RecordBatch, file: &Path) -> Result<View<'a>, TableError> {
+/// Each row's license type: looked up by revision in `table`, else read from the part's
+/// `license_type` column (The Stack v2 has one), else unknown.
+fn license_kinds(
+    b: &RecordBatch,
+    file: &Path,
+    table: Option<&Table>,
+) -> Result<Vec<Option<LicenseType>>, TableError> {
+    let strings = |name: &str| match b.column_by_name(name) {
+        Some(_) => table::strs(b, file, name),
+        None => Ok(vec![None; b.num_rows()]),
+    };
+    Ok(match table {
+        Some(t) => strings("revision")?
+            .into_iter()
+            .map(|r| Some(t.get(r).kind))
+            .collect(),
+        None => strings("license_type")?
+            .into_iter()
+            .map(|k| k.and_then(LicenseType::parse))
+            .collect(),
+    })
+}
+
+fn view<'a>(
+    b: &'a RecordBatch,
+    file: &Path,
+    licenses: Option<&Table>,
+) -> Result<View<'a>, TableError> {
     let strings = |name: &str| table::strs(b, file, name);
     let content = table::column(b, file, "content")?
         .as_any()
@@ -194,6 +276,7 @@ fn view<'a>(b: &'a RecordBatch, file: &Path) -> Result<View<'a>, TableError> {
         path,
         content,
         sha1: strings("sha1")?,
+        license: license_kinds(b, file, licenses)?,
     })
 }
 
@@ -206,7 +289,7 @@ fn judge(v: &View, opts: &DatasetOptions) -> Judged {
                 return None;
             }
             let d = derive(v.path[i].unwrap_or(""), v.content.value(i));
-            let st = verdict(&d, opts);
+            let st = verdict(&d, v.license[i], opts);
             Some((d, st))
         })
         .collect();
@@ -235,8 +318,16 @@ fn for_each_batch(
     Ok(())
 }
 
+/// What pass 1 found.
+struct FirstPass {
+    clusters: Clusters,
+    rows: u64,
+    candidates: u64,
+    dedup_micros: u64,
+}
+
 /// Pass 1: the verdicts, and the candidates offered to deduplication.
-fn first_pass(build: &Build) -> Result<(Clusters, u64), DatasetError> {
+fn first_pass(build: &Build) -> Result<FirstPass, DatasetError> {
     let opts = build.options;
     let near = opts.near_dedup.then_some(&opts.minhash);
     let mut dedup = Dedup::new(
@@ -246,9 +337,11 @@ fn first_pass(build: &Build) -> Result<(Clusters, u64), DatasetError> {
         near,
     )?;
     let mut rows = 0u64;
+    let mut candidates = 0u64;
+    let mut dedup_time = std::time::Duration::ZERO;
     for_each_batch(build.parts, |file, b| {
         rows += b.num_rows() as u64;
-        let v = view(b, file)?;
+        let v = view(b, file, build.licenses)?;
         let judged = judge(&v, opts);
         let offered: Vec<([u8; 20], &str)> = judged
             .rows
@@ -257,21 +350,86 @@ fn first_pass(build: &Build) -> Result<(Clusters, u64), DatasetError> {
             .filter(|(_, r)| matches!(r, Some((_, DatasetStatus::Kept))))
             .map(|(i, _)| (sha1_bytes(v.sha1[i]), v.content.value(i)))
             .collect();
+        candidates += offered.len() as u64;
+        let start = std::time::Instant::now();
         dedup.add(&offered)?;
+        dedup_time += start.elapsed();
         Ok(())
     })?;
-    Ok((dedup.finish()?, rows))
+    let start = std::time::Instant::now();
+    let clusters = dedup.finish()?;
+    dedup_time += start.elapsed();
+    Ok(FirstPass {
+        clusters,
+        rows,
+        candidates,
+        dedup_micros: dedup_time.as_micros() as u64,
+    })
 }
 
-/// Writes the rows of `b` at `keep` (one language) with their derived columns.
+/// A batch of a part being written, and the licenses table.
+struct Batch<'a> {
+    b: &'a RecordBatch,
+    file: &'a Path,
+    licenses: Option<&'a Table>,
+}
+
+/// The license columns of the rows at `idx` of `batch`: detected through the table, or the
+/// part's own columns taken as they are (nulls when it lacks them).
+fn license_columns(
+    batch: &Batch,
+    idx: &UInt32Array,
+    schema: &Schema,
+) -> Result<Vec<ArrayRef>, TableError> {
+    let (b, file) = (batch.b, batch.file);
+    let Some(table) = batch.licenses else {
+        return LICENSE_COLUMNS
+            .iter()
+            .map(|name| match b.column_by_name(name) {
+                Some(col) => {
+                    arrow::compute::take(col, idx, None).map_err(|e| TableError::arrow(file, e))
+                }
+                None => {
+                    let t = schema
+                        .field_with_name(name)
+                        .map_or(DataType::Utf8, |f| f.data_type().clone());
+                    Ok(arrow::array::new_null_array(&t, idx.len()))
+                }
+            })
+            .collect();
+    };
+    let revisions = match b.column_by_name("revision") {
+        Some(_) => table::strs(b, file, "revision")?,
+        None => vec![None; b.num_rows()],
+    };
+    let mut ids = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new());
+    let mut kinds = Vec::with_capacity(idx.len());
+    let mut confidence = Vec::with_capacity(idx.len());
+    for i in idx.values() {
+        let l = table.get(revisions[*i as usize]);
+        for id in &l.ids {
+            ids.values().append_value(id);
+        }
+        ids.append(true);
+        kinds.push(l.kind.as_str());
+        confidence.push(l.confidence);
+    }
+    Ok(vec![
+        Arc::new(ids.finish()),
+        Arc::new(StringArray::from(kinds)),
+        Arc::new(arrow::array::Float32Array::from(confidence)),
+    ])
+}
+
+/// Writes the rows of `batch` at `keep` (one language) with their derived columns.
 fn write_language(
     layout: &mut Layout,
     carried: &[(usize, String)],
-    b: &RecordBatch,
-    file: &Path,
+    batch: &Batch,
     language: &str,
     keep: &[(usize, &Derived, u32)],
 ) -> Result<(), DatasetError> {
+    let (b, file) = (batch.b, batch.file);
     let idx = UInt32Array::from_iter_values(keep.iter().map(|(i, _, _)| *i as u32));
     // A column the parts lack is all nulls, typed as the schema says.
     let take = |name: &str, as_type: &DataType| -> Result<ArrayRef, TableError> {
@@ -318,6 +476,7 @@ fn write_language(
     cols.push(Arc::new(BooleanArray::from_iter(
         keep.iter().map(|(_, d, _)| Some(d.is_generated)),
     )));
+    cols.extend(license_columns(batch, &idx, &schema)?);
     for q in QUALITY {
         cols.push(take(q, &typed(q))?);
     }
@@ -370,9 +529,16 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
     let opts = build.options;
     let out = build.out;
     std::fs::create_dir_all(out).map_err(|e| TableError::io(out, e))?;
-    let (clusters, rows) = first_pass(build)?;
+    let FirstPass {
+        clusters,
+        rows,
+        candidates,
+        dedup_micros,
+    } = first_pass(build)?;
     let mut counts = BuildCounts {
         rows,
+        dedup_candidates: candidates,
+        dedup_micros,
         pairs_checked: clusters.counts.pairs_checked,
         pairs_similar: clusters.counts.pairs_similar,
         ..BuildCounts::default()
@@ -382,17 +548,23 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
     let removed_path = out.join(REMOVED);
     let mut removed_writer: Option<table::Writer> = None;
     let mut candidate = 0u32;
+    let mut license_summary = LicenseSummary::default();
     for_each_batch(build.parts, |file, b| {
-        let v = view(b, file)?;
+        let v = view(b, file, build.licenses)?;
         let judged = judge(&v, opts);
         let (layout, carried) = layout.get_or_insert_with(|| {
-            let (schema, carried) = schema(&b.schema());
+            let (schema, carried) = schema(&b.schema(), build.licenses.is_some());
             (Layout::new(out, schema, opts.file_mb), carried)
         });
         let row_ids = table::opt_u64s(b, file, "row_id").unwrap_or_default();
         let repos = match b.column_by_name("repo") {
             Some(_) => table::strs(b, file, "repo")?,
             None => vec![None; b.num_rows()],
+        };
+        let has_license = build.licenses.is_some() || b.column_by_name("license_type").is_some();
+        let revisions = match (build.licenses, b.column_by_name("revision")) {
+            (Some(_), Some(_)) => table::strs(b, file, "revision")?,
+            _ => vec![None; b.num_rows()],
         };
         let mut by_language: std::collections::BTreeMap<&str, Vec<(usize, &Derived, u32)>> =
             Default::default();
@@ -408,6 +580,15 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
                     candidate += 1;
                     match clusters.fate(c) {
                         Fate::Kept => {
+                            if has_license {
+                                let kind = v.license[i].map_or("unknown", |k| k.as_str());
+                                *license_summary.types.entry(kind.into()).or_default() += 1;
+                            }
+                            if let Some(t) = build.licenses {
+                                for id in t.get(revisions[i]).ids {
+                                    *license_summary.ids.entry(id.into()).or_default() += 1;
+                                }
+                            }
                             by_language
                                 .entry(language_name(d.language))
                                 .or_default()
@@ -431,7 +612,12 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
             }
         }
         for (language, keep) in &by_language {
-            write_language(layout, carried, b, file, language, keep)?;
+            let ctx = Batch {
+                b,
+                file,
+                licenses: build.licenses,
+            };
+            write_language(layout, carried, &ctx, language, keep)?;
         }
         if !removed.dataset_status.is_empty() {
             let batch = RecordBatch::try_from_iter(removed.columns())
@@ -470,6 +656,7 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
         stages: &stages,
         languages: &languages,
         removed: &removed_counts,
+        licenses: &license_summary,
         options: opts,
     };
     let io = |path: PathBuf| move |e| TableError::io(&path, e);

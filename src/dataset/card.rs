@@ -11,6 +11,7 @@ use sha2::Digest;
 use super::funnel::Stage;
 use super::layout::{LanguageFiles, DATA};
 use crate::config::DatasetOptions;
+use crate::model::Status;
 
 /// The card's file.
 pub const CARD: &str = "README.md";
@@ -33,9 +34,23 @@ pub struct Summary<'a> {
     pub languages: &'a [LanguageFiles],
     /// Rows removed per dataset rule, and per export status, for the rows that have one.
     pub removed: &'a [(&'static str, u64)],
+    /// Kept rows per license type, and per SPDX id (when unearth detected them).
+    pub licenses: &'a LicenseSummary,
     /// The options.
     pub options: &'a DatasetOptions,
 }
+
+/// Kept rows per license type and per detected SPDX id.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LicenseSummary {
+    /// Rows per `license_type` (`unknown` when the rows have none).
+    pub types: std::collections::BTreeMap<String, u64>,
+    /// Rows per SPDX id in `detected_licenses` (a row with two counts for both).
+    pub ids: std::collections::BTreeMap<String, u64>,
+}
+
+/// SPDX ids listed in the card, most rows first.
+const CARD_LICENSES: usize = 20;
 
 /// A YAML double-quoted string.
 fn quoted(s: &str) -> String {
@@ -107,6 +122,20 @@ pub fn card(s: &Summary) -> String {
             let _ = writeln!(t, "| {why} | {n} |");
         }
     }
+    if !s.licenses.types.is_empty() {
+        t.push_str("\n## Licenses\n\n| license_type | rows |\n|---|---:|\n");
+        for (kind, n) in &s.licenses.types {
+            let _ = writeln!(t, "| {kind} | {n} |");
+        }
+        let mut ids: Vec<(&String, &u64)> = s.licenses.ids.iter().collect();
+        ids.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        if !ids.is_empty() {
+            t.push_str("\n| detected license (SPDX) | rows |\n|---|---:|\n");
+            for (id, n) in ids.iter().take(CARD_LICENSES) {
+                let _ = writeln!(t, "| {id} | {n} |");
+            }
+        }
+    }
     let o = s.options;
     t.push_str("\n## How it was made\n\n");
     let _ = writeln!(
@@ -134,6 +163,21 @@ pub fn card(s: &Summary) -> String {
         o.minhash.shingle,
         o.minhash.permutations,
         o.minhash.threshold
+    );
+    let _ = writeln!(
+        t,
+        "- Licenses: each repository's license files at the root of the resolved revision \
+         (LICENSE, COPYING, ... in their usual spellings) matched with askalono's matcher \
+         against the SPDX license texts (score above {}); `license_type` is copyleft if any \
+         detected license is, permissive if all are OSI-approved or FSF-free, otherwise other; \
+         no_license when none is recognised.{}",
+        o.license_threshold,
+        if o.license_types.is_empty() {
+            String::new()
+        } else {
+            let kept: Vec<&str> = o.license_types.iter().map(|k| k.as_str()).collect();
+            format!(" Kept license types: {}.", kept.join(", "))
+        }
     );
     t.push_str(
         "- Every file's bytes were verified against their Software Heritage ids when \
@@ -208,6 +252,7 @@ pub fn write_metadata(root: &Path, s: &Summary, source: serde_json::Value) -> st
         "funnel": s.stages,
         "languages": languages,
         "removed": removed,
+        "licenses": s.licenses,
         "files": files,
     });
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default();

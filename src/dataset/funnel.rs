@@ -52,6 +52,7 @@ const DATASET: [(&str, &[DatasetStatus]); 3] = [
         &[
             DatasetStatus::UnknownLanguage,
             DatasetStatus::LanguageExcluded,
+            DatasetStatus::LicenseExcluded,
             DatasetStatus::Vendor,
             DatasetStatus::Generated,
             DatasetStatus::LongLine,

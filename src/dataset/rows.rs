@@ -2,7 +2,7 @@
 //! whether it is kept.
 
 use crate::config::DatasetOptions;
-use crate::model::DatasetStatus;
+use crate::model::{DatasetStatus, LicenseType};
 use crate::phases::language::{quality, Quality};
 
 use super::linguist;
@@ -44,8 +44,9 @@ pub fn language_name(language: Option<&str>) -> &str {
     language.unwrap_or("unknown")
 }
 
-/// The first filter of `o` that removes a file, or [`DatasetStatus::Kept`].
-pub fn verdict(d: &Derived, o: &DatasetOptions) -> DatasetStatus {
+/// The first filter of `o` that removes a file whose repository's license type is `license`
+/// (unknown: `None`), or [`DatasetStatus::Kept`].
+pub fn verdict(d: &Derived, license: Option<LicenseType>, o: &DatasetOptions) -> DatasetStatus {
     let name = match d.language {
         Some(l) => l,
         None if o.keep_unknown_language => language_name(None),
@@ -53,6 +54,9 @@ pub fn verdict(d: &Derived, o: &DatasetOptions) -> DatasetStatus {
     };
     if !o.languages.is_empty() && !o.languages.iter().any(|l| l.eq_ignore_ascii_case(name)) {
         return DatasetStatus::LanguageExcluded;
+    }
+    if !o.license_types.is_empty() && !license.is_some_and(|l| o.license_types.contains(&l)) {
+        return DatasetStatus::LicenseExcluded;
     }
     let q = &d.quality;
     if o.drop_vendor && d.is_vendor {
@@ -80,30 +84,53 @@ mod tests {
         let code = "fn main() {\n    println!(\"hello\");\n}\n";
         let d = derive("src/main.rs", code);
         assert_eq!((d.language, d.extension.as_str()), (Some("Rust"), "rs"));
-        assert_eq!(verdict(&d, &o), DatasetStatus::Kept);
+        assert_eq!(verdict(&d, None, &o), DatasetStatus::Kept);
         let long = format!("let x = \"{}\";\n", "a".repeat(2000));
-        assert_eq!(verdict(&derive("a.rs", &long), &o), DatasetStatus::LongLine);
+        assert_eq!(
+            verdict(&derive("a.rs", &long), None, &o),
+            DatasetStatus::LongLine
+        );
         let symbols = "{}[]();;;;====----++++\n".repeat(20);
         assert_eq!(
-            verdict(&derive("a.rs", &symbols), &o),
+            verdict(&derive("a.rs", &symbols), None, &o),
             DatasetStatus::LowAlphanum
         );
         assert_eq!(
-            verdict(&derive("notes.unknownext", code), &o),
+            verdict(&derive("notes.unknownext", code), None, &o),
             DatasetStatus::UnknownLanguage
         );
         let only_python = DatasetOptions {
             languages: vec!["python".into()],
             ..o.clone()
         };
-        assert_eq!(verdict(&d, &only_python), DatasetStatus::LanguageExcluded);
+        assert_eq!(
+            verdict(&d, None, &only_python),
+            DatasetStatus::LanguageExcluded
+        );
         let vendored = derive("vendor/lib/x.rs", code);
         assert!(vendored.is_vendor);
-        assert_eq!(verdict(&vendored, &o), DatasetStatus::Kept);
+        assert_eq!(verdict(&vendored, None, &o), DatasetStatus::Kept);
         let drop_vendor = DatasetOptions {
             drop_vendor: true,
             ..o
         };
-        assert_eq!(verdict(&vendored, &drop_vendor), DatasetStatus::Vendor);
+        assert_eq!(
+            verdict(&vendored, None, &drop_vendor),
+            DatasetStatus::Vendor
+        );
+        let permissive_only = DatasetOptions {
+            license_types: vec![LicenseType::Permissive],
+            ..DatasetOptions::default()
+        };
+        let kept = verdict(&d, Some(LicenseType::Permissive), &permissive_only);
+        assert_eq!(kept, DatasetStatus::Kept);
+        for other in [
+            Some(LicenseType::Copyleft),
+            Some(LicenseType::NoLicense),
+            None,
+        ] {
+            let st = verdict(&d, other, &permissive_only);
+            assert_eq!(st, DatasetStatus::LicenseExcluded);
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod counts;
 pub mod hashes;
 pub mod ids;
+pub mod license;
 pub mod phase;
 pub mod shard;
 pub mod slug;
@@ -14,4 +15,6 @@ pub use counts::{CountMap, Counts, StatusCounts};
 pub use ids::{BadId, IdHash, IdHasher, Sha1, Sha1Git};
 pub use phase::{Phase, Sharding};
 pub use shard::Shard;
-pub use status::{BlobStatus, ContentStatus, DatasetStatus, MatchStatus, RowStatus, Status};
+pub use status::{
+    BlobStatus, ContentStatus, DatasetStatus, LicenseType, MatchStatus, RowStatus, Status,
+};

@@ -120,6 +120,8 @@ status_enum!(
         UnknownLanguage = "unknown_language",
         /// Its language is not in `languages`.
         LanguageExcluded = "language_excluded",
+        /// Its repository's license type is not in `license_types`.
+        LicenseExcluded = "license_excluded",
         /// A vendored file (`drop_vendor`).
         Vendor = "vendor",
         /// A generated file (`drop_generated`).
@@ -134,6 +136,20 @@ status_enum!(
         ExactDuplicate = "exact_duplicate",
         /// Similar to a kept row (MinHash LSH).
         NearDuplicate = "near_duplicate",
+    }
+);
+
+status_enum!(
+    /// The kind of license a repository's root license files carry, as The Stack reports it.
+    LicenseType ("license_") {
+        /// Every detected license is permissive (OSI-approved or FSF-free, not copyleft).
+        Permissive = "permissive",
+        /// A detected license is copyleft (GPL, LGPL, MPL, EPL, ...).
+        Copyleft = "copyleft",
+        /// A detected license is neither (non-commercial, no-derivatives, source-available).
+        Other = "other",
+        /// No license file at the root, or none a license text was recognised in.
+        NoLicense = "no_license",
     }
 );
 

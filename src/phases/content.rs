@@ -1,5 +1,5 @@
 //! Phase 8, **content join**: sha1_git -> sha1, length and archive status of every content
-//! the resolved rows need.
+//! the resolved rows need (their files, and their revisions' root license files).
 //!
 //! SWH's blob store is keyed by plain sha1, which the graph does not have. Two sources give it:
 //!
@@ -196,9 +196,11 @@ impl Digests {
     }
 }
 
-/// The content ids the resolved rows need (rows resolved to a file or a link), sorted.
+/// The content ids the resolved rows need (rows resolved to a file or a link) and the root
+/// license files of their revisions, sorted.
 pub fn needed_contents(walk_dir: &Path) -> Result<Vec<Sha1Git>, PhaseError> {
-    let mut ids = Vec::new();
+    let licenses = crate::artifacts::licenses::open(walk_dir)?;
+    let mut ids: Vec<Sha1Git> = licenses.iter_from(0).map(|l| l.content).collect();
     for f in resolved::files(walk_dir)? {
         for b in resolved::batches(&f)? {
             let b = b?;

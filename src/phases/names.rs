@@ -6,6 +6,9 @@
 //! bytes, so that the walk finds a component's id by one binary search in a mapped file.
 //! The ids also make the bit-vector the label pass filters entries with.
 //!
+//! The license file names ([`crate::model::license::file_names`]) are requested too, so that
+//! the label pass keeps them and the walk finds each revision's root license files.
+//!
 //! Output: [`crate::artifacts::entries`] (`names.flat`) and `wanted.bits` (one bit per label
 //! name of the graph, set for the requested ones).
 //!
@@ -43,6 +46,8 @@ pub struct NameCounts {
     pub components_in_graph: u64,
     /// Label names of the graph.
     pub label_names: u64,
+    /// License file names the graph has.
+    pub license_names: u64,
 }
 
 impl Counts for NameCounts {
@@ -50,6 +55,7 @@ impl Counts for NameCounts {
         self.components += o.components;
         self.components_in_graph += o.components_in_graph;
         self.label_names = self.label_names.max(o.label_names);
+        self.license_names = self.license_names.max(o.license_names);
     }
 }
 
@@ -90,10 +96,24 @@ pub fn run(ctx: &Context, base: &Path) -> Result<NameCounts, PhaseError> {
             sorter.push(f).map_err(PlanError::from)?;
         }
     }
+    for name in crate::model::license::file_names() {
+        if let Ok(id) = props.label_name_id(name.as_bytes()) {
+            wanted.set(id.0 as usize);
+            counts.license_names += 1;
+            let hash = key_hash(name.as_bytes());
+            sorter
+                .push(NameId { hash, id: id.0 })
+                .map_err(PlanError::from)?;
+        }
+    }
     let mut out = FlatWriter::create(&ctx.out.join(NAMES))?;
     let mut last: Option<NameId> = None;
     for r in sorter.finish().map_err(PlanError::from)? {
         let r = r.map_err(PlanError::from)?;
+        // A path component that is also a license file name comes twice.
+        if last == Some(r) {
+            continue;
+        }
         if last.is_some_and(|l| l.hash == r.hash) {
             return Err(
                 PlanError::HashCollision(format!("label {}", r.id), "another".into()).into(),

@@ -19,9 +19,13 @@
 //! path reaches a gitlink), and at the leaf `ok` (a file), `symlink` (a symbolic link: the
 //! content is the link's own blob, its target path) or `is_directory`.
 //!
-//! Output: [`crate::artifacts::resolved`], one file per input file, rows in input order.
+//! Output: [`crate::artifacts::resolved`], one file per input file, rows in input order; and
+//! [`crate::artifacts::licenses`]: the license files at the root of every revision a row
+//! went to (content entries named as [`crate::model::license::file_names`] lists, links
+//! excluded), for the dataset's license detection.
 //!
-//! Memory: one batch of rows and their answers; every table is read memory-mapped.
+//! Memory: one batch of rows and their answers; every table is read memory-mapped; the root
+//! license files go through the external sorter (`sort_memory_mb`).
 
 use std::path::Path;
 
@@ -31,6 +35,8 @@ use swh_graph::NodeType;
 
 use crate::artifacts::candidates::Origin;
 use crate::artifacts::entries::{Entries, Names};
+use crate::artifacts::flat::FlatWriter;
+use crate::artifacts::licenses::{RootLicense, LICENSES};
 use crate::artifacts::matches::Matches;
 use crate::artifacts::plan::{self as plan_files, PairLookup};
 use crate::artifacts::resolved::{self, Resolution, ResolvedWriter};
@@ -131,6 +137,10 @@ pub struct WalkCounts {
     pub rows_with_several_candidates: u64,
     /// Paths walked (a row walks one per revision of its origin with its prefix).
     pub walks: u64,
+    /// Distinct revisions the rows went to that have a license file at their root.
+    pub revisions_with_license: u64,
+    /// License files at those roots.
+    pub license_files: u64,
     /// Rows per status (`status_ok`, ...).
     #[serde(flatten)]
     pub status: StatusCounts<RowStatus>,
@@ -139,6 +149,8 @@ pub struct WalkCounts {
 impl Counts for WalkCounts {
     fn add(&mut self, o: &Self) {
         self.rows += o.rows;
+        self.revisions_with_license += o.revisions_with_license;
+        self.license_files += o.license_files;
         self.rows_with_several_candidates += o.rows_with_several_candidates;
         self.walks += o.walks;
         self.status.merge(&o.status);
@@ -161,6 +173,38 @@ pub struct Input {
     pub entries: Entries,
     /// Node types and ids.
     pub maps: NodeMaps,
+    /// Label ids of the license file names the graph has, sorted.
+    pub license_names: Vec<u64>,
+}
+
+impl Input {
+    /// The label ids of the license file names in `names`, sorted.
+    pub fn license_names(names: &Names) -> Vec<u64> {
+        let mut ids: Vec<u64> = crate::model::license::file_names()
+            .iter()
+            .filter_map(|n| names.get(n.as_bytes()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The license files at the root `root` of `revision`: file entries (not links) with a
+    /// license file name.
+    fn root_licenses(&self, revision: Sha1Git, root: u64) -> Vec<RootLicense> {
+        self.entries
+            .in_dir(root)
+            .filter(|e| self.license_names.binary_search(&e.name_id).is_ok())
+            .filter(|e| e.perm != SYMLINK)
+            .filter(|e| self.maps.node_type(e.target) == Some(NodeType::Content))
+            .filter_map(|e| {
+                Some(RootLicense {
+                    revision,
+                    content: Sha1Git(self.maps.hash(e.target)?),
+                })
+            })
+            .collect()
+    }
 }
 
 impl Tree for Input {
@@ -178,10 +222,11 @@ impl Tree for Input {
     }
 }
 
-/// A row's answer, and how many paths it walked.
+/// A row's answer, how many paths it walked, and the root directory of its revision.
 struct Answer {
     resolution: Resolution,
     walks: u64,
+    root: Option<u64>,
 }
 
 fn unresolved(status: RowStatus, candidates: Option<u32>) -> Answer {
@@ -197,6 +242,7 @@ fn unresolved(status: RowStatus, candidates: Option<u32>) -> Answer {
             candidates_with_path: None,
         },
         walks: 0,
+        root: None,
     }
 }
 
@@ -245,6 +291,7 @@ fn resolve_row(
             candidates_with_path: Some(with_path),
         },
         walks: results.len() as u64,
+        root: rooted.then_some(m.root),
     })
 }
 
@@ -306,6 +353,9 @@ pub fn run(ctx: &Context, input: Input) -> Result<WalkCounts, PhaseError> {
     );
     use dsi_progress_logger::ProgressLog;
     pl.start("Walking rows down their paths");
+    let budget = ctx.config.options.sort_memory_mb << 20;
+    let mut licenses = crate::sort::Sorter::new(&ctx.scratch.join("licenses"), budget, true)
+        .map_err(super::plan::PlanError::from)?;
     for (fi, (file, rows)) in input.files.iter().enumerate() {
         let file = Path::new(file);
         let (schema, batches) = table::open(file)?;
@@ -314,6 +364,18 @@ pub fn run(ctx: &Context, input: Input) -> Result<WalkCounts, PhaseError> {
         for batch in batches {
             let batch = batch?;
             let answers = resolve_batch(&input, file, &batch)?;
+            // Rows of a batch share few revisions: each root is listed once per batch.
+            let mut roots: Vec<(Sha1Git, u64)> = answers
+                .iter()
+                .filter_map(|a| Some((a.resolution.revision?, a.root?)))
+                .collect();
+            roots.sort_unstable();
+            roots.dedup();
+            for (revision, root) in roots {
+                for l in input.root_licenses(revision, root) {
+                    licenses.push(l).map_err(super::plan::PlanError::from)?;
+                }
+            }
             let out: Vec<Resolution> = answers
                 .into_iter()
                 .map(|a| {
@@ -339,6 +401,16 @@ pub fn run(ctx: &Context, input: Input) -> Result<WalkCounts, PhaseError> {
     }
     pl.done();
     counts.rows = row_id;
+    let mut out = FlatWriter::create(&ctx.out.join(LICENSES))?;
+    let mut last: Option<Sha1Git> = None;
+    for l in licenses.finish().map_err(super::plan::PlanError::from)? {
+        let l = l.map_err(super::plan::PlanError::from)?;
+        counts.license_files += 1;
+        counts.revisions_with_license += (last != Some(l.revision)) as u64;
+        last = Some(l.revision);
+        out.push(&l)?;
+    }
+    out.finish()?;
     Ok(counts)
 }
 
@@ -355,12 +427,14 @@ impl super::Step for Step {
 
     fn run(ctx: &Context) -> Result<WalkCounts, PhaseError> {
         let plan = ctx.upstream(Phase::Plan);
+        let names = Names::open(&ctx.upstream(Phase::Names))?;
         let input = Input {
             files: plan_files::read_inputs(&plan)?,
             pairs: PairLookup::open(&plan)?,
             matches: Matches::open(&ctx.upstream(Phase::Match))?,
             origins: super::matching::load_origins(&ctx.upstream(Phase::Scan))?,
-            names: Names::open(&ctx.upstream(Phase::Names))?,
+            license_names: Input::license_names(&names),
+            names,
             entries: Entries::open(&ctx.upstream(Phase::Labels))?,
             maps: NodeMaps::open(ctx.graph())?,
         };

@@ -77,6 +77,12 @@ impl Emit for Sink {
                 let data = content::bytes(spec);
                 self.writer.content_hashed(h, Some(&data))
             }
+            // License files are stored whatever is asked: they are few and small, and the
+            // dataset phase reads them to detect each repository's license.
+            StoreBlobs::None if matches!(spec.kind, content::Kind::License(_)) => {
+                let data = content::bytes(spec);
+                self.writer.content_hashed(h, Some(&data))
+            }
             StoreBlobs::None => self.writer.content_hashed(h, None),
         }
     }

@@ -24,6 +24,74 @@ pub enum Kind {
     Binary,
     /// A symbolic link: the bytes are its target.
     Link(Arc<[u8]>),
+    /// A license file: the SPDX text of [`LICENSES`]`[i]`, its placeholders filled from the
+    /// seed (year, holders), so that each repository's is its own blob.
+    License(u8),
+}
+
+/// The licenses synthetic repositories carry, with their shares (GitHub's most common).
+pub const LICENSES: [(&str, f64); 8] = [
+    ("MIT", 0.45),
+    ("Apache-2.0", 0.2),
+    ("GPL-3.0-or-later", 0.1),
+    ("BSD-3-Clause", 0.07),
+    ("GPL-2.0-or-later", 0.06),
+    ("BSD-2-Clause", 0.04),
+    ("MPL-2.0", 0.04),
+    ("ISC", 0.04),
+];
+
+/// A license file for a new repository: one of [`LICENSES`] by its share.
+pub fn new_license(rng: &mut ChaCha8Rng) -> Spec {
+    let mut roll: f64 = rng.random();
+    let mut i = LICENSES.len() - 1;
+    for (j, (_, share)) in LICENSES.iter().enumerate() {
+        if roll < *share {
+            i = j;
+            break;
+        }
+        roll -= share;
+    }
+    let mut spec = Spec {
+        seed: rng.random(),
+        len: 0,
+        kind: Kind::License(i as u8),
+    };
+    spec.len = bytes(&spec).len() as u64;
+    spec
+}
+
+/// The text of license `i` with its placeholders (`<year>`, `<copyright holders>`, ...)
+/// filled from `seed`.
+fn license_text(i: u8, seed: u64) -> Vec<u8> {
+    let id = LICENSES[i as usize % LICENSES.len()].0;
+    let text = spdx::text::LICENSE_TEXTS
+        .iter()
+        .find(|(n, _)| *n == id)
+        .map_or("", |t| t.1);
+    let year = (2000 + seed % 25).to_string();
+    let holder = format!("Author {:06x} and contributors", seed >> 40);
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        match rest[open..].find('>').map(|c| open + c) {
+            Some(c) if !rest[open..c].contains('\n') && c - open < 40 => {
+                out.push_str(&rest[..open]);
+                out.push_str(if &rest[open..=c] == "<year>" {
+                    &year
+                } else {
+                    &holder
+                });
+                rest = &rest[c + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out.into_bytes()
 }
 
 /// A blob, by what makes its bytes.
@@ -69,6 +137,16 @@ pub fn new_blob(rng: &mut ChaCha8Rng) -> Spec {
 
 /// An edit of `old`: new bytes, a size near the old one.
 pub fn edited(rng: &mut ChaCha8Rng, old: &Spec) -> Spec {
+    if let Kind::License(_) = old.kind {
+        // A license edit changes the year or the holders; the length follows the text.
+        let mut spec = Spec {
+            seed: rng.random(),
+            len: 0,
+            kind: old.kind.clone(),
+        };
+        spec.len = bytes(&spec).len() as u64;
+        return spec;
+    }
     let factor = (0.15 * normal(rng)).exp();
     let len = ((old.len.max(16) as f64) * factor) as u64;
     Spec {
@@ -146,6 +224,7 @@ pub fn bytes(spec: &Spec) -> Vec<u8> {
     let mut r = XorShift((z ^ (z >> 31)) | 1);
     match &spec.kind {
         Kind::Link(target) => target.to_vec(),
+        Kind::License(i) => license_text(*i, spec.seed),
         Kind::Binary => {
             let mut out = Vec::with_capacity(len + 8);
             while out.len() < len {

@@ -1,0 +1,489 @@
+//! Licenses per repository at the resolved revision: the root license files the walk found
+//! ([`crate::artifacts::licenses`]) matched against the SPDX license texts.
+//!
+//! The matcher is askalono's (as the `spdx` crate carries it): each text is normalised and
+//! compared by n-gram Dice score with every SPDX text and standard header; a score above
+//! `license_threshold` names the license. A file that is not one license as a whole (a
+//! preamble, several licenses one after another) is searched further: the best-matching
+//! stretch is taken out and the rest matched again, up to [`MAX_PASSES`] times.
+//!
+//! `detected_licenses` is the sorted set of SPDX ids over a revision's license files. A GNU
+//! license text does not say "only" or "or later" (its header in each source file does), so
+//! `GPL-3.0-only` and `GPL-3.0-or-later`, whose texts are the same, are both reported as the
+//! SPDX id made for that case, `GPL-3.0`. `license_type` is `copyleft` when any of them is,
+//! else `other` when any is neither copyleft nor free (OSI or FSF), else `permissive`; and
+//! `no_license` when nothing was recognised or the root has no license file. The confidence
+//! is the lowest score among the detected licenses.
+//!
+//! Output: `licenses.flat` in the scratch folder, one [`Detected`] per revision with a license
+//! file, sorted by revision, looked up per row by binary search ([`Table::get`]).
+//!
+//! Memory: the matcher's store (the SPDX texts' n-grams, about 40 MB), one chunk of
+//! [`CHUNK`] license files and their texts, and the answers of at most [`CACHE`] distinct
+//! texts (the same license file is met in many revisions of a repository).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use spdx::detection::scan::Scanner;
+use spdx::detection::{Store, TextData};
+
+use crate::artifacts::flat::{le, FixedRecord, FlatError, FlatFile, FlatWriter};
+use crate::artifacts::join::JoinMap;
+use crate::artifacts::licenses::RootLicense;
+use crate::model::{ContentStatus, LicenseType, Sha1Git, Status};
+use crate::store::BlobStores;
+
+/// Licenses one revision can carry in its record; more are rare and the lowest-scoring are
+/// dropped.
+pub const MAX_LICENSES: usize = 4;
+
+/// License files read and matched per parallel step.
+pub const CHUNK: usize = 4096;
+
+/// Distinct license texts whose answers are remembered.
+pub const CACHE: usize = 1 << 16;
+
+/// Passes of the search for further licenses in one file.
+pub const MAX_PASSES: u16 = 4;
+
+/// The scratch file of the detected licenses.
+pub const DETECTED: &str = "licenses.flat";
+
+/// Errors of license detection.
+#[derive(Debug, thiserror::Error)]
+pub enum LicenseError {
+    /// The matcher's store of SPDX texts could not be loaded.
+    #[error("the SPDX license store inlined in the `spdx` crate cannot be loaded: {0}")]
+    Store(String),
+    /// The walk's root license files, or the detected table, cannot be read or written.
+    #[error(transparent)]
+    Flat(#[from] FlatError),
+    /// A license file cannot be read from the blob store.
+    #[error("license file {sha1_git}: {reason}")]
+    Read {
+        /// The file's content id.
+        sha1_git: Sha1Git,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One license matched in a text: its index in [`Detector::names`] and its score.
+pub type Found = (u16, f32);
+
+/// The matcher: askalono's scanner over the SPDX store.
+pub struct Detector {
+    store: Store,
+    threshold: f32,
+    /// Every id a match can be reported as, sorted: the store's, and the bare GNU ids.
+    names: Vec<String>,
+}
+
+impl Detector {
+    /// Loads the SPDX store; `threshold` is the lowest score that counts.
+    pub fn new(threshold: f32) -> Result<Self, LicenseError> {
+        let store = Store::load_inline().map_err(|e| LicenseError::Store(e.to_string()))?;
+        let mut names: Vec<String> = store.licenses().map(|n| canonical(n).to_string()).collect();
+        names.extend(store.licenses().cloned());
+        names.sort();
+        names.dedup();
+        Ok(Self {
+            store,
+            threshold,
+            names,
+        })
+    }
+
+    /// The ids matches are reported as, sorted (indices of [`Found`]).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn index(&self, name: &str) -> Option<u16> {
+        let i = self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()?;
+        u16::try_from(i).ok()
+    }
+
+    /// The licenses in `text`, each once with its best score, best first.
+    pub fn detect(&self, text: &str) -> Vec<Found> {
+        let data = TextData::new(text);
+        let scanner = Scanner::new(&self.store)
+            .confidence_threshold(self.threshold)
+            .optimize(true)
+            .max_passes(MAX_PASSES);
+        let result = scanner.scan(&data);
+        let mut found: Vec<(&str, f32)> = result
+            .containing
+            .iter()
+            .map(|c| (c.license.name, c.score))
+            .collect();
+        if found.is_empty() {
+            if let Some(l) = result.license {
+                found.push((l.name, result.score));
+            }
+        }
+        let mut out: Vec<Found> = Vec::new();
+        for (name, score) in found {
+            let Some(i) = self.index(canonical(name)) else {
+                continue;
+            };
+            match out.iter_mut().find(|(j, _)| *j == i) {
+                Some(f) => f.1 = f.1.max(score),
+                None => out.push((i, score)),
+            }
+        }
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The type of a set of detected licenses.
+    pub fn kind(&self, found: &[Found]) -> LicenseType {
+        let mut kind = LicenseType::NoLicense;
+        for (i, _) in found {
+            let id = self
+                .names
+                .get(*i as usize)
+                .and_then(|n| spdx::license_id(n));
+            let this = match id {
+                Some(id) if id.is_copyleft() => LicenseType::Copyleft,
+                Some(id) if id.is_osi_approved() || id.is_fsf_free_libre() => {
+                    LicenseType::Permissive
+                }
+                _ => LicenseType::Other,
+            };
+            kind = strictest(kind, this);
+        }
+        kind
+    }
+}
+
+/// The more restrictive of two types (copyleft, then other, then permissive).
+fn strictest(a: LicenseType, b: LicenseType) -> LicenseType {
+    let rank = |t| match t {
+        LicenseType::NoLicense => 0,
+        LicenseType::Permissive => 1,
+        LicenseType::Other => 2,
+        LicenseType::Copyleft => 3,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// The id a match is reported as: a GNU `-only` or `-or-later` id as its bare SPDX id, since
+/// a license text does not say which (see the module documentation).
+fn canonical(name: &str) -> &str {
+    let bare = name
+        .strip_suffix("-only")
+        .or_else(|| name.strip_suffix("-or-later"));
+    match bare {
+        Some(b) if spdx::license_id(b).is_some() => b,
+        _ => name,
+    }
+}
+
+/// A revision's licenses, as [`DETECTED`] holds them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detected {
+    /// The revision.
+    pub revision: Sha1Git,
+    /// Its license type.
+    pub kind: LicenseType,
+    /// How many of `ids` are set.
+    pub count: u8,
+    /// Indices in [`Detector::names`], sorted by name.
+    pub ids: [u16; MAX_LICENSES],
+    /// The lowest score among them (0 when none).
+    pub confidence: f32,
+}
+
+impl FixedRecord for Detected {
+    const SIZE: usize = 34;
+    const KIND: [u8; 4] = *b"licd";
+    fn write_to(&self, out: &mut [u8]) {
+        out[..20].copy_from_slice(self.revision.as_bytes());
+        let kind = LicenseType::ALL.iter().position(|k| *k == self.kind);
+        out[20] = kind.unwrap_or(0) as u8;
+        out[21] = self.count;
+        for (j, id) in self.ids.iter().enumerate() {
+            out[22 + 2 * j..24 + 2 * j].copy_from_slice(&id.to_le_bytes());
+        }
+        out[30..34].copy_from_slice(&self.confidence.to_le_bytes());
+    }
+    fn read_from(b: &[u8]) -> Self {
+        let mut ids = [0u16; MAX_LICENSES];
+        for (j, id) in ids.iter_mut().enumerate() {
+            *id = u16::from_le_bytes([b[22 + 2 * j], b[23 + 2 * j]]);
+        }
+        Self {
+            revision: Sha1Git(le::id_at(b, 0)),
+            kind: LicenseType::ALL
+                .get(b[20] as usize)
+                .copied()
+                .unwrap_or(LicenseType::NoLicense),
+            count: b[21].min(MAX_LICENSES as u8),
+            ids,
+            confidence: f32::from_le_bytes([b[30], b[31], b[32], b[33]]),
+        }
+    }
+}
+
+/// A row's license columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowLicense<'a> {
+    /// SPDX ids, sorted.
+    pub ids: Vec<&'a str>,
+    /// The license type.
+    pub kind: LicenseType,
+    /// The lowest score among `ids` (none when `ids` is empty).
+    pub confidence: Option<f32>,
+}
+
+/// The detected licenses of every revision, mapped.
+pub struct Table {
+    file: FlatFile<Detected>,
+    names: Vec<String>,
+}
+
+impl Table {
+    /// The licenses of `revision` (hex); `no_license` when it has no license file, or is not
+    /// a revision id.
+    pub fn get(&self, revision: Option<&str>) -> RowLicense<'_> {
+        let none = RowLicense {
+            ids: Vec::new(),
+            kind: LicenseType::NoLicense,
+            confidence: None,
+        };
+        let Some(rev) = revision.and_then(|r| Sha1Git::from_hex(r).ok()) else {
+            return none;
+        };
+        let i = self.file.partition_point(|d| d.revision < rev);
+        match self.file.get(i).filter(|d| d.revision == rev) {
+            Some(d) => RowLicense {
+                ids: d.ids[..d.count as usize]
+                    .iter()
+                    .filter_map(|i| self.names.get(*i as usize).map(String::as_str))
+                    .collect(),
+                kind: d.kind,
+                confidence: (d.count > 0).then_some(d.confidence),
+            },
+            None => none,
+        }
+    }
+}
+
+/// Counts of license detection.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LicenseCounts {
+    /// Revisions with a license file at their root.
+    pub revisions: u64,
+    /// License files matched (a text met again is answered from the cache).
+    pub files: u64,
+    /// Distinct texts matched.
+    pub texts_matched: u64,
+    /// Distinct license texts whose bytes the store does not have (skipped, missing or
+    /// damaged blobs).
+    pub texts_unreadable: u64,
+    /// Microseconds spent.
+    pub micros: u64,
+}
+
+/// The bytes of a license file, or `None` when the archive or store lacks them.
+fn read(id: Sha1Git, join: &JoinMap, store: &BlobStores) -> Result<Option<Vec<u8>>, LicenseError> {
+    let Some(known) = join.get(&id) else {
+        return Ok(None);
+    };
+    if known.status != ContentStatus::Visible {
+        return Ok(None);
+    }
+    let Some((sha1, at)) = known.sha1.and_then(|s| Some((s, store.get(&s)?))) else {
+        return Ok(None);
+    };
+    if at.1.status != crate::model::BlobStatus::Ok {
+        return Ok(None);
+    }
+    match store.read_verified(&sha1, at) {
+        Ok(bytes) => Ok(Some(bytes)),
+        // Damaged bytes are never used; the file counts as unreadable, as the export's
+        // `corrupt_blob` rows do.
+        Err(crate::store::pack::ReadError::Damaged(_)) => Ok(None),
+        Err(e) => Err(LicenseError::Read {
+            sha1_git: id,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Matches every root license file of `roots` and writes each revision's licenses into
+/// `dir/licenses.flat`; returns the table and the counts.
+pub fn detect_all(
+    detector: &Detector,
+    roots: &FlatFile<RootLicense>,
+    join: &JoinMap,
+    store: &BlobStores,
+    dir: &Path,
+) -> Result<(Table, LicenseCounts), LicenseError> {
+    let start = Instant::now();
+    std::fs::create_dir_all(dir).map_err(|source| FlatError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(DETECTED);
+    let mut out = FlatWriter::create(&path)?;
+    let mut counts = LicenseCounts::default();
+    let mut cache: HashMap<Sha1Git, Vec<Found>> = HashMap::new();
+    let mut pl = dsi_progress_logger::progress_logger!(
+        item_name = "license file",
+        expected_updates = Some(roots.len())
+    );
+    use dsi_progress_logger::ProgressLog;
+    pl.start("Matching root license files against the SPDX texts");
+    let mut at = 0usize;
+    while at < roots.len() {
+        // A chunk ends at a revision boundary, so a revision's files are matched together.
+        let mut chunk: Vec<RootLicense> = roots.iter_from(at).take(CHUNK).collect();
+        let mut next = at + chunk.len();
+        while let Some(r) = roots.get(next) {
+            if chunk.last().is_some_and(|l| l.revision != r.revision) {
+                break;
+            }
+            chunk.push(r);
+            next += 1;
+        }
+        at = next;
+        let mut todo: Vec<Sha1Git> = chunk
+            .iter()
+            .map(|r| r.content)
+            .filter(|c| !cache.contains_key(c))
+            .collect();
+        todo.sort_unstable();
+        todo.dedup();
+        let matched: Vec<(Sha1Git, Option<Vec<Found>>)> = todo
+            .par_iter()
+            .map(|id| {
+                let bytes = read(*id, join, store)?;
+                let found = bytes.map(|b| detector.detect(&String::from_utf8_lossy(&b)));
+                Ok((*id, found))
+            })
+            .collect::<Result<_, LicenseError>>()?;
+        if cache.len() + matched.len() > CACHE {
+            cache.clear();
+        }
+        counts.texts_matched += matched.len() as u64;
+        for (id, found) in matched {
+            counts.texts_unreadable += found.is_none() as u64;
+            cache.insert(id, found.unwrap_or_default());
+        }
+        let mut i = 0;
+        while i < chunk.len() {
+            let rev = chunk[i].revision;
+            let mut found: Vec<Found> = Vec::new();
+            while i < chunk.len() && chunk[i].revision == rev {
+                counts.files += 1;
+                for f in cache.get(&chunk[i].content).into_iter().flatten() {
+                    match found.iter_mut().find(|(j, _)| *j == f.0) {
+                        Some(g) => g.1 = g.1.max(f.1),
+                        None => found.push(*f),
+                    }
+                }
+                i += 1;
+            }
+            counts.revisions += 1;
+            out.push(&record(detector, rev, found))?;
+        }
+        pl.update_with_count(chunk.len());
+    }
+    pl.done();
+    out.finish()?;
+    counts.micros = start.elapsed().as_micros() as u64;
+    let table = Table {
+        file: FlatFile::open(&path)?,
+        names: detector.names.clone(),
+    };
+    Ok((table, counts))
+}
+
+/// The record of `revision` with the licenses `found` in its files.
+fn record(detector: &Detector, revision: Sha1Git, mut found: Vec<Found>) -> Detected {
+    found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    found.truncate(MAX_LICENSES);
+    let kind = detector.kind(&found);
+    let confidence = found.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
+    found.sort_by_key(|f| f.0);
+    let mut ids = [0u16; MAX_LICENSES];
+    for (slot, f) in ids.iter_mut().zip(&found) {
+        *slot = f.0;
+    }
+    Detected {
+        revision,
+        kind,
+        count: found.len() as u8,
+        ids,
+        confidence: if found.is_empty() { 0.0 } else { confidence },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(d: &Detector, found: &[Found]) -> Vec<String> {
+        found
+            .iter()
+            .map(|f| d.names()[f.0 as usize].clone())
+            .collect()
+    }
+
+    #[test]
+    fn canonical_texts_are_detected_and_classified() {
+        let d = Detector::new(0.8).unwrap();
+        let mit =
+            "MIT License\n\nCopyright (c) 2024 Jane Doe\n\nPermission is hereby granted, free \
+                   of charge, to any person obtaining a copy of this software and associated \
+                   documentation files (the \"Software\"), to deal in the Software without \
+                   restriction, including without limitation the rights to use, copy, modify, \
+                   merge, publish, distribute, sublicense, and/or sell copies of the Software, \
+                   and to permit persons to whom the Software is furnished to do so, subject to \
+                   the following conditions:\n\nThe above copyright notice and this permission \
+                   notice shall be included in all copies or substantial portions of the \
+                   Software.\n\nTHE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY \
+                   KIND, EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF \
+                   MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO \
+                   EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES \
+                   OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, \
+                   ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER \
+                   DEALINGS IN THE SOFTWARE.\n";
+        let found = d.detect(mit);
+        assert_eq!(names(&d, &found), ["MIT"]);
+        assert!(found[0].1 > 0.9);
+        assert_eq!(d.kind(&found), LicenseType::Permissive);
+        let none = d.detect("This is a README, not a license.\n");
+        assert!(none.is_empty());
+        assert_eq!(d.kind(&none), LicenseType::NoLicense);
+    }
+
+    #[test]
+    fn gnu_variants_report_the_bare_id_and_records_round_trip() {
+        assert_eq!(canonical("GPL-3.0-or-later"), "GPL-3.0");
+        assert_eq!(canonical("LGPL-2.1-only"), "LGPL-2.1");
+        assert_eq!(canonical("MIT"), "MIT");
+        let d = Detector::new(0.8).unwrap();
+        let gpl = d.index("GPL-3.0").unwrap();
+        let mit = d.index("MIT").unwrap();
+        assert_eq!(d.kind(&[(mit, 0.9), (gpl, 0.95)]), LicenseType::Copyleft);
+        let r = record(&d, Sha1Git([7; 20]), vec![(gpl, 0.95), (mit, 0.9)]);
+        assert_eq!(
+            (r.kind, r.count, r.confidence),
+            (LicenseType::Copyleft, 2, 0.9)
+        );
+        let mut b = [0u8; Detected::SIZE];
+        r.write_to(&mut b);
+        assert_eq!(Detected::read_from(&b), r);
+    }
+}
