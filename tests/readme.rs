@@ -73,6 +73,17 @@ fn readme_demo_commands_run_as_written() {
         2,
         "{report}"
     );
+    // The dataset phase's dedup and license rates, on each; the synthetic repositories carry
+    // license files, so licenses were matched there.
+    assert_eq!(report.matches("| dataset: rows").count(), 2, "{report}");
+    let syn: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("bench-report/syn-small.json")).unwrap(),
+    )
+    .unwrap();
+    let files = syn["dataset"]["counts"]["license_files"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(files > 0, "no license file matched on syn-small: {syn}");
     for png in ["time.png", "memory.png", "strategies.png"] {
         let bytes = std::fs::read(tmp.path().join("bench-report").join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");

@@ -11,9 +11,6 @@
 
 use rayon::prelude::*;
 
-/// The Mersenne prime 2^61 - 1: permutations are `(a x + b) mod P` (universal hashing).
-const P: u64 = (1 << 61) - 1;
-
 /// Parameters of near-deduplication.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -52,18 +49,6 @@ pub struct MinHasher {
     bands: usize,
     rows: usize,
     threshold: f64,
-}
-
-/// `a * b mod P` without overflow.
-fn mul_mod(a: u64, b: u64) -> u64 {
-    let x = a as u128 * b as u128;
-    let r = (x & P as u128) + (x >> 61);
-    let r = r as u64;
-    if r >= P {
-        r - P
-    } else {
-        r
-    }
 }
 
 /// splitmix64: the coefficients from the seed, reproducibly.
@@ -124,7 +109,7 @@ impl MinHasher {
         };
         let mut state = o.seed;
         let coefficients = (0..o.permutations)
-            .map(|_| (splitmix(&mut state) % (P - 1) + 1, splitmix(&mut state) % P))
+            .map(|_| (splitmix(&mut state) | 1, splitmix(&mut state)))
             .collect();
         Some(Self {
             shingle: o.shingle,
@@ -148,24 +133,25 @@ impl MinHasher {
             .split(|c: char| !(c.is_alphanumeric() || c == '_'))
             .filter(|w| !w.is_empty())
             .collect();
-        let mut mins = vec![u64::MAX; self.coefficients.len()];
-        let n = words.len().saturating_sub(self.shingle) + 1;
+        // Each word hashed once; a shingle's hash is the hash of its words' hashes.
+        let hashes: Vec<u64> = words
+            .iter()
+            .map(|w| xxhash_rust::xxh3::xxh3_64(w.as_bytes()))
+            .collect();
+        let mut mins = vec![u32::MAX; self.coefficients.len()];
+        let n = hashes.len().saturating_sub(self.shingle) + 1;
         for i in 0..n {
-            let end = (i + self.shingle).min(words.len());
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            for w in &words[i..end] {
-                h.update(w.as_bytes());
-                h.update(b" ");
-            }
-            let x = h.digest() % P;
+            let end = (i + self.shingle).min(hashes.len());
+            let x = xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&hashes[i..end]));
+            // Multiply-shift hashing (Dietzfelbinger et al.): the top 32 bits of `a x + b`
+            // modulo 2^64, `a` odd, a 2-universal family. Unlike `(a x + b) mod p` it needs
+            // no 128-bit product or division: a few cycles per permutation.
             for (m, &(a, b)) in mins.iter_mut().zip(&self.coefficients) {
-                let v = (mul_mod(a, x) + b) % P;
-                if v < *m {
-                    *m = v;
-                }
+                let v = (a.wrapping_mul(x).wrapping_add(b) >> 32) as u32;
+                *m = (*m).min(v);
             }
         }
-        mins.into_iter().map(|m| m as u32).collect()
+        mins
     }
 
     /// Signatures of many texts, in parallel.
