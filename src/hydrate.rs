@@ -6,15 +6,17 @@
 //!
 //! 1. **ids**: each row's id (`[hydrate] id_column`) read as `id_kind`: `sha1` (the S3 key)
 //!    as it is, `sha1_git` or `swhid` (`swh:1:cnt:...`) joined to their sha1 through the
-//!    `digestmap`; the distinct sha1s go to an external sort (memory: the sort budget);
+//!    `digestmap` (a lookup per id) or, without one, the ORC `content` tables of `orc` (one
+//!    parallel pass over them for the ids the metadata names); the distinct sha1s go to an external sort (memory: the sort budget);
 //! 2. **fetch**: the sorted sha1s, a chunk at a time, those not already in the store fetched
 //!    from `[fetch] store` as `run` fetches (adaptive concurrency, retries, every body
 //!    proven by its sha1 before it is kept) into `WORKDIR/blobs/hydrate/`; a rerun fetches only
 //!    what is missing;
 //! 3. **export**: every row again, in order, with its status (`ok`, `invalid`,
-//!    `content_not_found`, `blob_missing`, `corrupt_blob`, `fetch_failed`, `binary`) and its
-//!    text, decoded to UTF-8 from the row's `encoding_column` (as The Stack v2 requires), each
-//!    blob verified again as it is read back, into `WORKDIR/hydrate/part-NNNNN.parquet`;
+//!    `content_not_found`, `skipped`, `blob_missing`, `corrupt_blob`, `fetch_failed`,
+//!    `binary`) and its text, decoded to UTF-8 from the row's `encoding_column` (as The Stack
+//!    v2 requires), each blob verified again as it is read back, into
+//!    `WORKDIR/hydrate/part-NNNNN.parquet`;
 //!
 //! then [`crate::dataset::build`] writes the dataset (`WORKDIR/dataset/`).
 
@@ -24,11 +26,18 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{Field, Schema};
 
+use std::collections::HashSet;
+
+use rayon::prelude::*;
+
 use crate::artifacts::export::PartWriter;
+use crate::artifacts::join::JoinMap;
 use crate::config::{Config, IdKind};
 use crate::dataset::{self, DatasetError};
 use crate::digestmap::{DigestMap, DigestMapError};
-use crate::model::{BlobStatus, Counts, RowStatus, Sha1, Sha1Git, Status, StatusCounts};
+use crate::model::{
+    BlobStatus, ContentStatus, Counts, IdHash, RowStatus, Sha1, Sha1Git, Status, StatusCounts,
+};
 use crate::phases::fetch::{fetch_all, FetchCounts, Want};
 use crate::phases::PhaseError;
 use crate::sort::{SortError, Sorter};
@@ -112,24 +121,47 @@ pub struct HydrateCounts {
 /// How ids are read.
 struct Ids {
     kind: IdKind,
-    map: Option<DigestMap>,
+    source: Join,
+}
+
+/// Where git ids find their sha1.
+enum Join {
+    /// The ids are sha1s.
+    None,
+    /// SWH's digestmap: a lookup per id.
+    DigestMap(DigestMap),
+    /// The ORC `content` and `skipped_content` tables, scanned once for the ids the metadata
+    /// names (memory: each distinct id and its answer, as the content join holds them).
+    Orc(JoinMap),
+}
+
+/// The git id `id` names as a `kind` id, or `None` when it is not one.
+fn git_id(kind: IdKind, id: &str) -> Option<Sha1Git> {
+    let hex = match kind {
+        IdKind::Sha1 => return None,
+        IdKind::Sha1Git => id,
+        IdKind::Swhid => id.strip_prefix("swh:1:cnt:")?,
+    };
+    Sha1Git::from_hex(hex).ok()
 }
 
 impl Ids {
-    fn open(config: &Config) -> Result<Self, HydrateError> {
+    fn open(config: &Config, files: &[PathBuf]) -> Result<Self, HydrateError> {
         let kind = config.hydrate.id_kind;
-        let map = match (kind, &config.digestmap) {
-            (IdKind::Sha1, _) => None,
-            (_, Some(dir)) => Some(DigestMap::open(dir)?),
-            (_, None) => {
+        let source = match (kind, &config.digestmap, &config.orc) {
+            (IdKind::Sha1, _, _) => Join::None,
+            (_, Some(dir), _) => Join::DigestMap(DigestMap::open(dir)?),
+            (_, None, Some(orc)) => Join::Orc(orc_join(config, files, orc)?),
+            (_, None, None) => {
                 return Err(HydrateError::Config(format!(
-                    "id_kind {} is joined to sha1 through SWH's digestmap: set `digestmap = \
-                     \"<folder>\"` in the configuration",
+                    "id_kind {} is joined to sha1 through SWH's digestmap or the ORC content \
+                     tables: set `digestmap = \"<folder>\"` or `orc = \"<folder>\"` in the \
+                     configuration",
                     kind.as_str()
                 )))
             }
         };
-        Ok(Self { kind, map })
+        Ok(Self { kind, source })
     }
 
     /// The sha1 of an id, or the row status saying why there is none.
@@ -137,22 +169,61 @@ impl Ids {
         let Some(id) = id.map(str::trim) else {
             return Ok(Err(RowStatus::Invalid));
         };
-        let git = match self.kind {
-            IdKind::Sha1 => return Ok(Sha1::from_hex(id).map_err(|_| RowStatus::Invalid)),
-            IdKind::Sha1Git => Sha1Git::from_hex(id),
-            IdKind::Swhid => match id.strip_prefix("swh:1:cnt:") {
-                Some(hex) => Sha1Git::from_hex(hex),
-                None => return Ok(Err(RowStatus::Invalid)),
-            },
-        };
-        let Ok(git) = git else {
+        if self.kind == IdKind::Sha1 {
+            return Ok(Sha1::from_hex(id).map_err(|_| RowStatus::Invalid));
+        }
+        let Some(git) = git_id(self.kind, id) else {
             return Ok(Err(RowStatus::Invalid));
         };
-        match self.map.as_ref() {
-            Some(m) => Ok(m.sha1(&git)?.ok_or(RowStatus::ContentNotFound)),
-            None => Ok(Err(RowStatus::ContentNotFound)),
+        match &self.source {
+            Join::DigestMap(m) => Ok(m.sha1(&git)?.ok_or(RowStatus::ContentNotFound)),
+            Join::Orc(map) => Ok(match map.get(&git) {
+                Some(k) if k.status == ContentStatus::Skipped => Err(RowStatus::Skipped),
+                Some(k) => k.sha1.ok_or(RowStatus::ContentNotFound),
+                None => Err(RowStatus::ContentNotFound),
+            }),
+            Join::None => Ok(Err(RowStatus::ContentNotFound)),
         }
     }
+}
+
+/// The ORC tables' answers for every git id of the metadata: one pass over the metadata for
+/// the distinct ids, then every table file read in parallel.
+fn orc_join(config: &Config, files: &[PathBuf], orc: &Path) -> Result<JoinMap, HydrateError> {
+    let kind = config.hydrate.id_kind;
+    let mut needed: HashSet<Sha1Git, IdHash> = HashSet::default();
+    for_each_batch(config, files, |file, b| {
+        let col = strs(b, file, &config.hydrate.id_column)?.unwrap_or_default();
+        needed.extend(
+            col.into_iter()
+                .flatten()
+                .filter_map(|id| git_id(kind, id.trim())),
+        );
+        Ok(())
+    })?;
+    let tables = crate::phases::content::all_files(orc);
+    if tables.is_empty() {
+        return Err(HydrateError::Config(format!(
+            "{}: no ORC content tables (content/*.orc) to join the ids with",
+            orc.display()
+        )));
+    }
+    let maps: Vec<JoinMap> = tables
+        .par_iter()
+        .map(|(path, skipped)| {
+            let mut found = JoinMap::default();
+            crate::phases::content::scan_file(path, *skipped, &needed, &mut found)
+                .map_err(|e| HydrateError::Phase(e.into()))?;
+            Ok(found)
+        })
+        .collect::<Result<_, HydrateError>>()?;
+    let mut joined = JoinMap::default();
+    for m in maps {
+        for (id, k) in m {
+            crate::artifacts::join::insert(&mut joined, id, k);
+        }
+    }
+    Ok(joined)
 }
 
 /// A string column of `b` by name, borrowed (`None` when absent).
@@ -451,7 +522,7 @@ pub const COUNTS: &str = "hydrate.json";
 pub fn first_sha1s(config: &Config, n: usize) -> Result<Vec<Sha1>, HydrateError> {
     let files = crate::phases::plan::input_files(&config.metadata)
         .map_err(|e| HydrateError::Phase(e.into()))?;
-    let ids = Ids::open(config)?;
+    let ids = Ids::open(config, &files)?;
     let mut out = Vec::new();
     for file in &files {
         let (_, batches) = table::open(file)?;
@@ -475,7 +546,7 @@ pub fn first_sha1s(config: &Config, n: usize) -> Result<Vec<Sha1>, HydrateError>
 pub fn run(config: &Config) -> Result<HydrateCounts, HydrateError> {
     let files = crate::phases::plan::input_files(&config.metadata)
         .map_err(|e| HydrateError::Phase(e.into()))?;
-    let ids = Ids::open(config)?;
+    let ids = Ids::open(config, &files)?;
     let workdir = &config.workdir;
     std::fs::create_dir_all(workdir).map_err(io(workdir))?;
     let scratch = workdir.join(format!(".hydrate.scratch-{}", std::process::id()));

@@ -254,4 +254,29 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
     for i in 0..3 {
         assert_eq!(rows2[i].content, rows[i].content);
     }
+
+    // The same SWHIDs joined through the ORC content tables instead (no digestmap).
+    let config3 = tmp.path().join("swhid-orc.toml");
+    let text = std::fs::read_to_string(&config2)
+        .unwrap()
+        .replace(
+            &format!("digestmap = {:?}", layout.digestmap().display().to_string()),
+            &format!("orc = {:?}", layout.orc().display().to_string()),
+        )
+        .replace(
+            &tmp.path().join("work2").display().to_string(),
+            &tmp.path().join("work3").display().to_string(),
+        );
+    assert!(
+        text.contains("orc = ") && !text.contains("digestmap"),
+        "{text}"
+    );
+    std::fs::write(&config3, text).unwrap();
+    unearth_ok(&["hydrate"], &config3);
+    let rows3 = read_parts(&tmp.path().join("work3/hydrate"));
+    let st3: Vec<&str> = rows3.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(st3, st);
+    for i in 0..3 {
+        assert_eq!(rows3[i].content, rows[i].content);
+    }
 }
