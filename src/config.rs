@@ -232,7 +232,9 @@ impl Default for ExportOptions {
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetOptions {
     /// Where the dataset is published besides `WORKDIR/dataset` (a folder unearth made, or
-    /// none there yet); relative to the configuration file.
+    /// none there yet); relative to the configuration file. Not part of the phase's
+    /// checkpoint (publishing is redone by every run), hence never serialised.
+    #[serde(skip_serializing)]
     pub out: Option<PathBuf>,
     /// Uncompressed content bytes per Parquet file, in MB (a file holds at least one row).
     pub file_mb: u64,
@@ -762,16 +764,26 @@ impl Config {
                 ),
             );
         }
-        if let Some(out) = d.out.as_ref().filter(|o| o.starts_with(&self.workdir)) {
-            return fail(
-                "dataset.out",
-                format!(
-                    "{} is inside the work directory {}, which unearth manages; choose a folder \
-                     outside it (the dataset is in WORKDIR/dataset already)",
-                    out.display(),
-                    self.workdir.display()
-                ),
-            );
+        if let Some(out) = &d.out {
+            let clash = if out.starts_with(&self.workdir) || self.workdir.starts_with(out) {
+                Some(format!("the work directory {}", self.workdir.display()))
+            } else {
+                self.evolve
+                    .out
+                    .as_ref()
+                    .filter(|e| out.starts_with(e) || e.starts_with(out))
+                    .map(|e| format!("evolve's output {}", e.display()))
+            };
+            if let Some(what) = clash {
+                return fail(
+                    "dataset.out",
+                    format!(
+                        "{} overlaps {what}, which unearth manages apart; choose a folder \
+                         outside it",
+                        out.display()
+                    ),
+                );
+            }
         }
         if !(d.license_threshold > 0.0 && d.license_threshold <= 1.0) {
             return fail(

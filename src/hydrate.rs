@@ -562,11 +562,16 @@ pub fn run(config: &Config) -> Result<HydrateCounts, HydrateError> {
         export(config, &files, &ids, &staging, &mut counts)?;
         crate::artifacts::replace_dir(&staging, &out).map_err(io(&out))?;
         let parts = table::parquet_files(&out)?;
+        // Built aside and swapped in whole: a published copy (hard links) of the last one is
+        // never rewritten in place, and a failed run leaves the last one as it was.
+        let built = workdir.join("dataset");
+        let staging = workdir.join(format!(".dataset.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
         counts.dataset = dataset::build::build(&dataset::build::Build {
             licenses: None,
             parts: &parts,
             input_rows: rows,
-            out: &workdir.join("dataset"),
+            out: &staging,
             scratch: &scratch,
             options: &config.dataset,
             sort_budget: config.options.sort_memory_mb << 20,
@@ -583,8 +588,9 @@ pub fn run(config: &Config) -> Result<HydrateCounts, HydrateError> {
                 config.fetch.store
             ),
         })?;
+        crate::artifacts::replace_dir(&staging, &built).map_err(io(&built))?;
         if let Some(out) = &config.dataset.out {
-            dataset::publish(&workdir.join("dataset"), out).map_err(io(out))?;
+            dataset::publish(&built, out).map_err(io(out))?;
         }
         let path = workdir.join(COUNTS);
         let text = serde_json::to_vec_pretty(&counts).unwrap_or_default();

@@ -206,6 +206,22 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
     let again = String::from_utf8_lossy(&again.stdout).to_string();
     assert!(again.contains("0 fetched now"), "{again}");
 
+    // A license filter over rows that carry no license column is refused, naming it.
+    let filtered = tmp.path().join("filtered.toml");
+    std::fs::write(
+        &filtered,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("[dataset]\n", "[dataset]\nlicense_types = [\"permissive\"]\n"),
+    )
+    .unwrap();
+    let o = unearth_with(&["hydrate"], &filtered);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("license_type") && err.contains("license_types"),
+        "{err}"
+    );
+
     // `unearth bench` of a hydration: its own run, against the one-at-a-time loop through
     // the same server.
     let bench = unearth_ok(&["bench"], &config);

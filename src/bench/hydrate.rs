@@ -112,6 +112,8 @@ pub fn bench(config: &Config, name: &str) -> Result<HydrateFigures, BenchError> 
     let mut cfg = config.clone();
     let dir = super::bench_dir(config)?;
     cfg.workdir = dir.join("work");
+    // The benchmark's dataset stays in its own folder, never over the user's.
+    cfg.dataset.out = None;
     let cfg_arg = super::save_config(&cfg, &dir.join(super::BENCH_CONFIG))?;
     let serial = serial(&cfg)?;
     let log = child::log_path(&dir, "hydrate");

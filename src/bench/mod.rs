@@ -336,6 +336,7 @@ pub fn bench(config: &Config, name: &str, opts: &Options) -> Result<ArchiveFigur
     cfg.workdir = dir.join("work");
     // evolve writes into the benchmark's work directory, never over the user's output.
     cfg.evolve.out = None;
+    cfg.dataset.out = None;
     // Paths in a loaded configuration are absolute, so the copy reads the same files.
     let cfg_arg = save_config(&cfg, &dir.join(BENCH_CONFIG))?;
     let roots = inputs(&cfg);

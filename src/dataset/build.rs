@@ -528,6 +528,23 @@ impl Removed {
 pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
     let opts = build.options;
     let out = build.out;
+    // A license filter without licenses would remove every row: refused up front.
+    if let (false, None, Some(first)) = (
+        opts.license_types.is_empty(),
+        build.licenses,
+        build.parts.first(),
+    ) {
+        let (schema, _) = table::open(first)?;
+        if schema.field_with_name("license_type").is_err() {
+            return Err(TableError::column(
+                first,
+                "license_type",
+                "is missing, and `[dataset] license_types` filters on it (hydrated rows take \
+                 the input's own license columns)",
+            )
+            .into());
+        }
+    }
     std::fs::create_dir_all(out).map_err(|e| TableError::io(out, e))?;
     let FirstPass {
         clusters,

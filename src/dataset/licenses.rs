@@ -18,6 +18,9 @@
 //! Output: `licenses.flat` in the scratch folder, one [`Detected`] per revision with a license
 //! file, sorted by revision, looked up per row by binary search ([`Table::get`]).
 //!
+//! A file over [`MAX_FILE_BYTES`] is not matched: like a file the store lacks, it counts as no
+//! license, and in `texts_unreadable`.
+//!
 //! Memory: the matcher's store (the SPDX texts' n-grams, about 40 MB), one chunk of
 //! [`CHUNK`] license files and their texts, and the answers of at most [`CACHE`] distinct
 //! texts (the same license file is met in many revisions of a repository).
@@ -48,6 +51,10 @@ pub const CACHE: usize = 1 << 16;
 
 /// Passes of the search for further licenses in one file.
 pub const MAX_PASSES: u16 = 4;
+
+/// License files larger than this are not matched (the longest SPDX texts are ~100 kB; a
+/// larger root file is a bundle of notices, and matching it would cost minutes).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The scratch file of the detected licenses.
 pub const DETECTED: &str = "licenses.flat";
@@ -287,8 +294,8 @@ pub struct LicenseCounts {
     pub files: u64,
     /// Distinct texts matched.
     pub texts_matched: u64,
-    /// Distinct license texts whose bytes the store does not have (skipped, missing or
-    /// damaged blobs).
+    /// Distinct license texts not matched: the store lacks their bytes (skipped, missing or
+    /// damaged blobs), or they are over [`MAX_FILE_BYTES`].
     pub texts_unreadable: u64,
     /// Microseconds spent.
     pub micros: u64,
@@ -300,6 +307,9 @@ fn read(id: Sha1Git, join: &JoinMap, store: &BlobStores) -> Result<Option<Vec<u8
         return Ok(None);
     };
     if known.status != ContentStatus::Visible {
+        return Ok(None);
+    }
+    if known.length.is_some_and(|l| l > MAX_FILE_BYTES) {
         return Ok(None);
     }
     let Some((sha1, at)) = known.sha1.and_then(|s| Some((s, store.get(&s)?))) else {
@@ -357,6 +367,10 @@ pub fn detect_all(
             next += 1;
         }
         at = next;
+        // Cleared before the chunk, never during it: every text of the chunk stays answered.
+        if cache.len() + chunk.len() > CACHE {
+            cache.clear();
+        }
         let mut todo: Vec<Sha1Git> = chunk
             .iter()
             .map(|r| r.content)
@@ -372,9 +386,6 @@ pub fn detect_all(
                 Ok((*id, found))
             })
             .collect::<Result<_, LicenseError>>()?;
-        if cache.len() + matched.len() > CACHE {
-            cache.clear();
-        }
         counts.texts_matched += matched.len() as u64;
         for (id, found) in matched {
             counts.texts_unreadable += found.is_none() as u64;

@@ -140,9 +140,13 @@ impl MinHasher {
             .collect();
         let mut mins = vec![u32::MAX; self.coefficients.len()];
         let n = hashes.len().saturating_sub(self.shingle) + 1;
+        // Little-endian bytes, so that signatures are the same on every machine.
+        let mut bytes: Vec<u8> = Vec::with_capacity(8 * self.shingle);
         for i in 0..n {
             let end = (i + self.shingle).min(hashes.len());
-            let x = xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&hashes[i..end]));
+            bytes.clear();
+            bytes.extend(hashes[i..end].iter().flat_map(|h| h.to_le_bytes()));
+            let x = xxhash_rust::xxh3::xxh3_64(&bytes);
             // Multiply-shift hashing (Dietzfelbinger et al.): the top 32 bits of `a x + b`
             // modulo 2^64, `a` odd, a 2-universal family. Unlike `(a x + b) mod p` it needs
             // no 128-bit product or division: a few cycles per permutation.

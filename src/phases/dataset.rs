@@ -1,7 +1,8 @@
 //! Phase 11, **dataset**: the export's text rows as a Stack-style dataset
 //! ([`crate::dataset::build`]).
 //!
-//! Output (`WORKDIR/dataset/`, and published at `[dataset] out` when set): `README.md` (the card), `metadata.json`, `funnel.png`,
+//! Output (`WORKDIR/dataset/`; the pipeline publishes it at `[dataset] out` after every run,
+//! [`crate::dataset::publish`]): `README.md` (the card), `metadata.json`, `funnel.png`,
 //! `removed.parquet` (`row_id`, `repo`, `rel_path`, `status`, `dataset_status`,
 //! `dedup_cluster`) and `data/<language>/train-NNNNN-of-MMMMM.parquet`.
 //!
@@ -78,9 +79,6 @@ pub fn run(ctx: &Context) -> Result<BuildCounts, PhaseError> {
             config.graph.display()
         ),
     })?);
-    if let Some(out) = &config.dataset.out {
-        crate::dataset::publish(ctx.out, out).map_err(|e| PhaseError::io(out, e))?;
-    }
     Ok(counts)
 }
 

@@ -295,7 +295,16 @@ impl Pipeline {
     }
 
     fn step(&self, phase: Phase) -> Result<PhaseOutcome, PipelineError> {
-        with_step!(phase, S => self.whole::<S>())
+        let outcome = with_step!(phase, S => self.whole::<S>())?;
+        // Published whether the phase ran or was current: the copy at `out` may be new.
+        if let (Phase::Dataset, Some(out)) = (phase, &self.config.dataset.out) {
+            let built = self.workdir.phase_dir(phase.name());
+            crate::dataset::publish(&built, out).map_err(|e| PipelineError::Phase {
+                phase,
+                source: PhaseError::io(out, e),
+            })?;
+        }
+        Ok(outcome)
     }
 
     fn whole<S: Step>(&self) -> Result<PhaseOutcome, PipelineError> {
