@@ -210,9 +210,10 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
     let filtered = tmp.path().join("filtered.toml");
     std::fs::write(
         &filtered,
-        std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("[dataset]\n", "[dataset]\nlicense_types = [\"permissive\"]\n"),
+        std::fs::read_to_string(&config).unwrap().replace(
+            "[dataset]\n",
+            "[dataset]\nlicense_types = [\"permissive\"]\n",
+        ),
     )
     .unwrap();
     let o = unearth_with(&["hydrate"], &filtered);
