@@ -192,19 +192,8 @@ fn dataset_loads_per_language_and_whole_with_planted_dedup_and_languages() {
     )
     .unwrap();
     let config = tmp.path().join("run.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "graph = {:?}\nmetadata = {:?}\nworkdir = {:?}\norc = {:?}\n\n\
-             [fetch]\nstore = \"file://{}\"\n\n[dataset]\nfile_mb = 1\n",
-            layout.graph().display().to_string(),
-            meta.display().to_string(),
-            tmp.path().join("work").display().to_string(),
-            layout.orc().display().to_string(),
-            layout.contents().display(),
-        ),
-    )
-    .unwrap();
+    let work = tmp.path().join("work");
+    write_run_config(&config, &layout, &meta, &work, "file_mb = 1\n");
     let o = unearth_ok(&["run"], &config);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("dataset: "), "{stdout}");

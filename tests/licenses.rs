@@ -284,20 +284,10 @@ fn licenses_are_detected_per_repository_at_the_resolved_revision() {
     )
     .unwrap();
     let config = tmp.path().join("run.toml");
+    let work = tmp.path().join("work");
     let write_config = |extra: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                "graph = {:?}\nmetadata = {:?}\nworkdir = {:?}\norc = {:?}\n\n\
-                 [fetch]\nstore = \"file://{}\"\n\n[dataset]\nnear_dedup = false\n{extra}",
-                layout.graph().display().to_string(),
-                meta.display().to_string(),
-                tmp.path().join("work").display().to_string(),
-                layout.orc().display().to_string(),
-                layout.contents().display(),
-            ),
-        )
-        .unwrap();
+        let dataset = format!("near_dedup = false\n{extra}");
+        write_run_config(&config, &layout, &meta, &work, &dataset);
     };
     write_config("");
     unearth_ok(&["run"], &config);

@@ -163,6 +163,31 @@ pub fn archive_one(dir: &Path, url: &str, repo: &Path) -> unearth::archive::Arch
     unearth::archive::ArchiveDir::new(dir)
 }
 
+/// Writes the `run` configuration of `archive` with `meta` into `config`: work directory
+/// `work`, the archive's ORC tables and blob store, and `dataset` as the `[dataset]` table's
+/// body.
+pub fn write_run_config(
+    config: &Path,
+    archive: &unearth::archive::ArchiveDir,
+    meta: &Path,
+    work: &Path,
+    dataset: &str,
+) {
+    std::fs::write(
+        config,
+        format!(
+            "graph = {:?}\nmetadata = {:?}\nworkdir = {:?}\norc = {:?}\n\n\
+             [fetch]\nstore = \"file://{}\"\n\n[dataset]\n{dataset}",
+            archive.graph().display().to_string(),
+            meta.display().to_string(),
+            work.display().to_string(),
+            archive.orc().display().to_string(),
+            archive.contents().display(),
+        ),
+    )
+    .unwrap();
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("unearth-test-")
