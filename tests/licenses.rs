@@ -16,37 +16,19 @@ use common::*;
 
 /// The SPDX canonical text of `id`, as the `spdx` crate carries it.
 fn spdx_text(id: &str) -> &'static str {
-    spdx::text::LICENSE_TEXTS
-        .iter()
-        .find(|(n, _)| *n == id)
-        .unwrap_or_else(|| panic!("no SPDX text for {id}"))
-        .1
+    let text = unearth::archive::synth::content::spdx_text(id);
+    assert!(!text.is_empty(), "no SPDX text for {id}");
+    text
 }
 
 /// `text` as a repository holds it: placeholders filled in, paragraphs rewrapped at 72
 /// columns.
 fn as_committed(text: &str) -> String {
-    let mut filled = String::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('<') {
-        let close = rest[open..].find('>').map(|c| open + c);
-        match close {
-            Some(c) if !rest[open..c].contains('\n') => {
-                filled.push_str(&rest[..open]);
-                filled.push_str(if &rest[open..=c] == "<year>" {
-                    "2021"
-                } else {
-                    "Jane Doe and contributors"
-                });
-                rest = &rest[c + 1..];
-            }
-            _ => {
-                filled.push_str(&rest[..=open]);
-                rest = &rest[open + 1..];
-            }
-        }
-    }
-    filled.push_str(rest);
+    let filled = unearth::archive::synth::content::fill_placeholders(
+        text,
+        "2021",
+        "Jane Doe and contributors",
+    );
     let mut out = String::new();
     for para in filled.split("\n\n") {
         let mut line = String::new();

@@ -137,10 +137,7 @@ impl Detector {
             let Some(i) = self.index(canonical(name)) else {
                 continue;
             };
-            match out.iter_mut().find(|(j, _)| *j == i) {
-                Some(f) => f.1 = f.1.max(score),
-                None => out.push((i, score)),
-            }
+            add_found(&mut out, (i, score));
         }
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         out
@@ -164,6 +161,14 @@ impl Detector {
             kind = strictest(kind, this);
         }
         kind
+    }
+}
+
+/// Adds license `f` to `found`, keeping each license once with its best score.
+fn add_found(found: &mut Vec<Found>, f: Found) {
+    match found.iter_mut().find(|(j, _)| *j == f.0) {
+        Some(g) => g.1 = g.1.max(f.1),
+        None => found.push(f),
     }
 }
 
@@ -398,10 +403,7 @@ pub fn detect_all(
             while i < chunk.len() && chunk[i].revision == rev {
                 counts.files += 1;
                 for f in cache.get(&chunk[i].content).into_iter().flatten() {
-                    match found.iter_mut().find(|(j, _)| *j == f.0) {
-                        Some(g) => g.1 = g.1.max(f.1),
-                        None => found.push(*f),
-                    }
+                    add_found(&mut found, *f);
                 }
                 i += 1;
             }

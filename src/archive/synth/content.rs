@@ -61,16 +61,18 @@ pub fn new_license(rng: &mut ChaCha8Rng) -> Spec {
     spec
 }
 
-/// The text of license `i` with its placeholders (`<year>`, `<copyright holders>`, ...)
-/// filled from `seed`.
-fn license_text(i: u8, seed: u64) -> Vec<u8> {
-    let id = LICENSES[i as usize % LICENSES.len()].0;
-    let text = spdx::text::LICENSE_TEXTS
+/// The canonical SPDX text of `id` (empty when the list has none).
+pub fn spdx_text(id: &str) -> &'static str {
+    spdx::text::LICENSE_TEXTS
         .iter()
         .find(|(n, _)| *n == id)
-        .map_or("", |t| t.1);
-    let year = (2000 + seed % 25).to_string();
-    let holder = format!("Author {:06x} and contributors", seed >> 40);
+        .map_or("", |t| t.1)
+}
+
+/// `text` with its SPDX placeholders filled in as a repository's copy has them: `<year>` by
+/// `year`, any other one-line `<...>` shorter than 40 bytes (`<copyright holders>`,
+/// `<owner>`) by `holder`.
+pub fn fill_placeholders(text: &str, year: &str, holder: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     let mut rest = text;
     while let Some(open) = rest.find('<') {
@@ -78,9 +80,9 @@ fn license_text(i: u8, seed: u64) -> Vec<u8> {
             Some(c) if !rest[open..c].contains('\n') && c - open < 40 => {
                 out.push_str(&rest[..open]);
                 out.push_str(if &rest[open..=c] == "<year>" {
-                    &year
+                    year
                 } else {
-                    &holder
+                    holder
                 });
                 rest = &rest[c + 1..];
             }
@@ -91,7 +93,15 @@ fn license_text(i: u8, seed: u64) -> Vec<u8> {
         }
     }
     out.push_str(rest);
-    out.into_bytes()
+    out
+}
+
+/// The text of license `i` with its placeholders filled from `seed`.
+fn license_text(i: u8, seed: u64) -> Vec<u8> {
+    let id = LICENSES[i as usize % LICENSES.len()].0;
+    let year = (2000 + seed % 25).to_string();
+    let holder = format!("Author {:06x} and contributors", seed >> 40);
+    fill_placeholders(spdx_text(id), &year, &holder).into_bytes()
 }
 
 /// A blob, by what makes its bytes.
