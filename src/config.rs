@@ -347,6 +347,8 @@ pub struct ShardOptions {
     pub content: usize,
     /// Fetch, by sha1 range.
     pub fetch: usize,
+    /// Dataset deduplication, by MinHash band (at most `[dataset.minhash]`'s bands).
+    pub dataset: usize,
     /// Nodes per checkpointed chunk of a scan or label-pass shard: a killed job loses at most
     /// one chunk. (Content join chunks are ORC files; the fetch keeps every blob.)
     pub chunk_nodes: usize,
@@ -359,6 +361,7 @@ impl Default for ShardOptions {
             labels: 1,
             content: 1,
             fetch: 1,
+            dataset: 1,
             chunk_nodes: 50_000_000,
         }
     }
@@ -373,6 +376,7 @@ impl ShardOptions {
             Phase::Labels => self.labels,
             Phase::Content => self.content,
             Phase::Fetch => self.fetch,
+            Phase::Dataset => self.dataset,
             _ => 1,
         })
     }
@@ -879,6 +883,11 @@ impl Config {
         at_most("shards.content", s.content as u64, 1_000_000)?;
         at_least_one("shards.fetch", s.fetch as u64)?;
         at_most("shards.fetch", s.fetch as u64, 1_000_000)?;
+        at_least_one("shards.dataset", s.dataset as u64)?;
+        // A shard owns a range of bands: more shards than bands would leave some idle.
+        let bands = crate::dataset::minhash::MinHasher::new(&self.dataset.minhash)
+            .map_or(1, |h| h.bands().0.max(1));
+        at_most("shards.dataset", s.dataset as u64, bands as u64)?;
         at_least_one("shards.chunk_nodes", s.chunk_nodes as u64)?;
         for (name, r) in std::iter::once(("default", &self.slurm.default))
             .chain(self.slurm.phases.iter().map(|(k, v)| (k.as_str(), v)))

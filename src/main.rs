@@ -69,6 +69,19 @@ enum Command {
     Hydrate {
         #[command(flatten)]
         config: ConfigArg,
+        /// Run only this phase of the hydration (content, fetch, export or dataset), as a
+        /// Slurm job does; the phases before it must be done.
+        #[arg(long, value_enum)]
+        phase: Option<Phase>,
+        /// With --phase fetch: run only shard I of N, e.g. 3/8 (N must be `[shards] fetch`).
+        #[arg(long, requires = "phase", conflicts_with = "merge")]
+        shard: Option<Shard>,
+        /// With --phase fetch: merge the shards (all must be done).
+        #[arg(long, requires = "phase")]
+        merge: bool,
+        /// Fetch again the blobs recorded as missing or corrupt.
+        #[arg(long)]
+        retry_missing: bool,
     },
     /// Re-resolve a random sample of rows by random access and compare.
     Verify {
@@ -145,7 +158,8 @@ struct RunArgs {
 struct PhaseArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// Run only shard I of N of a sharded phase (scan, labels, content, fetch), e.g. 3/8.
+    /// Run only shard I of N of a sharded phase (scan, labels, content, fetch, dataset), e.g.
+    /// 3/8.
     #[arg(long, conflicts_with = "merge")]
     shard: Option<Shard>,
     /// Merge the shards of a sharded phase (all must be done).
@@ -215,6 +229,10 @@ enum SlurmCommand {
         /// With --evolve: the file of repository slugs the jobs read.
         #[arg(long, requires = "evolve")]
         repos: Option<PathBuf>,
+        /// Submit `unearth hydrate` instead of the pipeline: its content, fetch (an array of
+        /// `[shards] fetch` tasks and a merge), export and dataset jobs.
+        #[arg(long, conflicts_with = "evolve")]
+        hydrate: bool,
     },
 }
 
@@ -460,6 +478,7 @@ fn slurm_submit(
     config: &ConfigArg,
     dry_run: bool,
     evolve: Option<Option<&Path>>,
+    hydrate: bool,
 ) -> Result<()> {
     // The jobs read the file again: an override here would not reach them.
     if let Some(o) = config.overrides.first() {
@@ -473,11 +492,18 @@ fn slurm_submit(
     // Refuse a work directory of another graph before anything is queued (a dry run only
     // prints, and works before the graph is in place).
     let sub = match evolve {
-        None => {
+        None if !hydrate => {
             if !dry_run {
                 Pipeline::open(cfg.clone())?;
             }
             unearth::slurm::submit(&cfg, config, dry_run)?
+        }
+        None => {
+            if !dry_run {
+                unearth::pipeline::Pipeline::hydrate(cfg.clone())?;
+            }
+            let jobs = unearth::slurm::plan_hydrate_jobs(&cfg);
+            unearth::slurm::submit_jobs(&cfg, config, &jobs, "jobs.json", dry_run)?
         }
         Some(repos) => {
             // Read now, so that a bad file fails here and not in every array task; passed
@@ -642,12 +668,30 @@ fn run(cli: Cli) -> Result<()> {
             dry_run,
             evolve,
             repos,
+            hydrate,
         }) => {
             let evolve = evolve.then_some(repos.as_deref());
-            slurm_submit(&mut out, &config, dry_run, evolve)
+            slurm_submit(&mut out, &config, dry_run, evolve, hydrate)
         }
         Command::Status { workdir } => status(&mut out, &workdir),
-        Command::Hydrate { config } => hydrate(&mut out, &config),
+        Command::Hydrate {
+            config,
+            phase,
+            shard,
+            merge,
+            retry_missing,
+        } => {
+            use unearth::pipeline::hydrate::Part;
+            let part = match (shard, merge) {
+                (Some(s), _) => Part::Shard(s),
+                (None, true) => Part::Merge,
+                (None, false) => Part::Whole,
+            };
+            match phase {
+                Some(phase) => hydrate_phase(&mut out, &config, phase, part, retry_missing),
+                None => hydrate(&mut out, &config, retry_missing),
+            }
+        }
         Command::Bench(a) => bench(&mut out, a),
         Command::Verify {
             config,
@@ -670,9 +714,34 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn hydrate(out: &mut impl Write, config: &ConfigArg) -> Result<()> {
+fn hydrate_phase(
+    out: &mut impl Write,
+    config: &ConfigArg,
+    phase: Phase,
+    part: unearth::pipeline::hydrate::Part,
+    retry_missing: bool,
+) -> Result<()> {
     let cfg = config.load()?;
-    let c = unearth::hydrate::run(&cfg)?;
+    let o = unearth::pipeline::hydrate::hydrate_phase(cfg.clone(), phase, part, retry_missing)?;
+    let verb = if o.ran { "done" } else { "current, skipped" };
+    writeln!(
+        out,
+        "{}: {verb} ({:.2}s)",
+        o.manifest.phase, o.manifest.seconds
+    )?;
+    if phase == Phase::Dataset {
+        writeln!(
+            out,
+            "dataset: {}",
+            cfg_dataset_dir(&cfg, &cfg.workdir.join("dataset")).display()
+        )?;
+    }
+    Ok(())
+}
+
+fn hydrate(out: &mut impl Write, config: &ConfigArg, retry_missing: bool) -> Result<()> {
+    let cfg = config.load()?;
+    let c = unearth::pipeline::hydrate::hydrate(cfg.clone(), retry_missing)?;
     writeln!(out, "rows: {}", c.rows)?;
     for (status, n) in c.status.iter().filter(|(_, n)| *n > 0) {
         writeln!(out, "  {status}: {n}")?;

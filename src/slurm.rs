@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::model::{Flow, Phase};
 
 /// Errors of Slurm submission.
 #[derive(Debug, thiserror::Error)]
@@ -45,33 +46,60 @@ pub struct Job {
 /// The jobs of a whole run, in dependency order: one per phase, or for a sharded phase an
 /// array of its shards and a merge job.
 pub fn plan_jobs(config: &Config) -> Vec<Job> {
+    let phases = config.phases();
+    plan_flow(config, Flow::Run, &phases, |phase| {
+        vec![phase.name().to_string()]
+    })
+}
+
+/// The jobs of `unearth hydrate`: its phases as a run's are planned (same job names, so that
+/// `unearth status` follows them), each running `unearth hydrate --phase P`.
+pub fn plan_hydrate_jobs(config: &Config) -> Vec<Job> {
+    plan_flow(config, Flow::Hydrate, Flow::Hydrate.phases(), |phase| {
+        vec!["hydrate".into(), "--phase".into(), phase.name().into()]
+    })
+}
+
+/// One job per phase of `phases`, or for a phase sharded in `flow` an array of its shards
+/// and a merge job; `command` gives the arguments that run a phase.
+fn plan_flow(
+    config: &Config,
+    flow: Flow,
+    phases: &[Phase],
+    command: impl Fn(Phase) -> Vec<String>,
+) -> Vec<Job> {
     let mut jobs = Vec::new();
-    for phase in config.phases() {
+    for &phase in phases {
         let name = phase.name().to_string();
-        match config.shards.of(phase) {
+        let with = |extra: &[String]| -> Vec<String> {
+            command(phase)
+                .into_iter()
+                .chain(extra.iter().cloned())
+                .collect()
+        };
+        let shards = phase
+            .sharding_in(flow)
+            .and_then(|_| config.shards.of(phase));
+        match shards {
             Some(n) => {
                 jobs.push(Job {
                     name: name.clone(),
                     resources: name.clone(),
                     array: Some(n),
-                    args: vec![
-                        name.clone(),
-                        "--shard".into(),
-                        format!("${{SLURM_ARRAY_TASK_ID}}/{n}"),
-                    ],
+                    args: with(&["--shard".into(), format!("${{SLURM_ARRAY_TASK_ID}}/{n}")]),
                 });
                 jobs.push(Job {
                     name: format!("{name}-merge"),
                     resources: name.clone(),
                     array: None,
-                    args: vec![name, "--merge".into()],
+                    args: with(&["--merge".into()]),
                 });
             }
             None => jobs.push(Job {
                 name: name.clone(),
                 resources: name.clone(),
                 array: None,
-                args: vec![name],
+                args: with(&[]),
             }),
         }
     }
@@ -308,6 +336,39 @@ pub fn job_states(workdir: &Path) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hydrate_jobs_shard_only_the_fetch() {
+        let mut config: Config = toml::from_str("workdir = \"w\"").unwrap();
+        config.shards.content = 3;
+        config.shards.fetch = 4;
+        let jobs = plan_hydrate_jobs(&config);
+        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "content",
+                "fetch",
+                "fetch-merge",
+                "export",
+                "dataset",
+                "dataset-merge"
+            ]
+        );
+        assert_eq!(jobs[1].array, Some(4));
+        assert_eq!(
+            jobs[1].args,
+            [
+                "hydrate",
+                "--phase",
+                "fetch",
+                "--shard",
+                "${SLURM_ARRAY_TASK_ID}/4"
+            ]
+        );
+        assert_eq!(jobs[0].args, ["hydrate", "--phase", "content"]);
+        assert_eq!(jobs[2].args, ["hydrate", "--phase", "fetch", "--merge"]);
+    }
 
     #[test]
     fn quoting_keeps_shell_out() {

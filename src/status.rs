@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::model::{Phase, Shard};
+use crate::model::{Flow, Phase, Shard};
 use crate::pipeline::checkpoint::{read_manifest, PhaseManifest};
 use crate::pipeline::shard_name;
 
@@ -93,7 +93,9 @@ pub fn status(workdir: &Path) -> Vec<Line> {
             job,
         }
     };
-    for phase in Phase::ALL {
+    // A hydration's work directory has its four phases only.
+    let flow = crate::pipeline::Workdir::recorded(workdir).map_or(Flow::Run, |g| g.flow());
+    for &phase in flow.phases() {
         let mut ns = shard_counts(workdir, phase);
         if jobs.contains_key(phase.name()) {
             // The array size submitted, even when no shard has written anything yet.

@@ -334,4 +334,36 @@ fn dataset_loads_per_language_and_whole_with_planted_dedup_and_languages() {
     assert!(std::fs::read(root.join("funnel.png"))
         .unwrap()
         .starts_with(b"\x89PNG"));
+
+    // The deduplication in three shards of bands (as a Slurm array runs it) writes the
+    // same dataset, byte for byte.
+    let digest = |dir: &Path| -> BTreeMap<String, String> {
+        let mut files = parquet_files(&dir.join("data"));
+        files.push(dir.join("removed.parquet"));
+        files
+            .iter()
+            .map(|f| {
+                use sha2::Digest;
+                let rel = f.strip_prefix(dir).unwrap().display().to_string();
+                (
+                    rel,
+                    hex::encode(sha2::Sha256::digest(std::fs::read(f).unwrap())),
+                )
+            })
+            .collect()
+    };
+    let one = digest(&root);
+    let o = unearth_with(&["dataset", "--set", "shards.dataset=3"], &config);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(work
+        .join("dataset-shard-0002-of-0003/manifest.json")
+        .is_file());
+    assert_eq!(digest(&root), one);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("dataset/manifest.json")).unwrap())
+            .unwrap();
+    assert!(
+        manifest["inputs"]["shard:2"].is_string(),
+        "the merge read three shards: {manifest}"
+    );
 }

@@ -142,7 +142,7 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(out.contains("rows: 7"), "{out}");
 
-    let rows = read_parts(&work.join("hydrate"));
+    let rows = read_parts(&work.join("export"));
     assert_eq!(rows.len(), ids.len(), "every input row has a status");
     let want = ["ok", "ok", "ok", "binary", "blob_missing", "invalid", "ok"];
     for (i, r) in rows.iter().enumerate() {
@@ -201,10 +201,75 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
     );
     assert!(listed.contains("'theirs'"), "{listed}");
 
-    // A rerun asks the server for nothing: every blob is stored or recorded missing.
+    // A rerun asks the server for nothing and redoes nothing: every phase's checkpoint is
+    // current.
+    let manifests = [
+        "content",
+        "fetch-shard-0000-of-0001",
+        "fetch",
+        "export",
+        "dataset",
+    ]
+    .map(|p| work.join(p).join("manifest.json"));
+    let stamps = |m: &[std::path::PathBuf; 5]| {
+        m.clone()
+            .map(|p| std::fs::metadata(&p).unwrap().modified().unwrap())
+    };
+    let before = stamps(&manifests);
     let again = unearth_ok(&["hydrate"], &config);
     let again = String::from_utf8_lossy(&again.stdout).to_string();
     assert!(again.contains("0 fetched now"), "{again}");
+    assert_eq!(
+        stamps(&manifests),
+        before,
+        "a current hydration is not redone"
+    );
+
+    // A changed dataset option redoes the dataset alone.
+    let o = unearth_with(&["hydrate", "--set", "dataset.near_dedup=false"], &config);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = stamps(&manifests);
+    assert_eq!(
+        after[..4],
+        before[..4],
+        "the phases before the dataset are kept"
+    );
+    assert_ne!(after[4], before[4], "the dataset is redone");
+
+    // Phase by phase, as Slurm jobs run them: the fetch in three shards and a merge, in a
+    // fresh work directory, gives the same rows; a phase asked for before the one it reads
+    // is refused, naming it.
+    let sharded_work = format!("workdir={}", tmp.path().join("work-sharded").display());
+    let sharded = |extra: &[&str]| {
+        let mut args = vec!["hydrate", "--set", "shards.fetch=3", "--set", &sharded_work];
+        args.extend_from_slice(extra);
+        unearth_with(&args, &config)
+    };
+    let early = sharded(&["--phase", "export"]);
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(!early.status.success() && err.contains("content"), "{err}");
+    for step in [
+        &["--phase", "content"][..],
+        &["--phase", "fetch", "--shard", "2/3"],
+        &["--phase", "fetch", "--shard", "0/3"],
+        &["--phase", "fetch", "--shard", "1/3"],
+        &["--phase", "fetch", "--merge"],
+        &["--phase", "export"],
+        &["--phase", "dataset"],
+    ] {
+        let o = sharded(step);
+        assert!(
+            o.status.success(),
+            "{step:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let split = read_parts(&tmp.path().join("work-sharded/export"));
+    assert_eq!(split.len(), rows.len());
+    for (a, b) in split.iter().zip(&rows) {
+        assert_eq!((&a.status, &a.content), (&b.status, &b.content));
+    }
+    assert!(tmp.path().join("work-sharded/hydrate.json").is_file());
 
     // A license filter over rows that carry no license column is refused, naming it.
     let filtered = tmp.path().join("filtered.toml");
@@ -265,7 +330,7 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
         + "\n[hydrate]\nid_kind = \"swhid\"\n";
     std::fs::write(&config2, text).unwrap();
     unearth_ok(&["hydrate"], &config2);
-    let rows2 = read_parts(&tmp.path().join("work2/hydrate"));
+    let rows2 = read_parts(&tmp.path().join("work2/export"));
     let st: Vec<&str> = rows2.iter().map(|r| r.status.as_str()).collect();
     assert_eq!(st, ["ok", "ok", "ok", "binary", "content_not_found"]);
     for i in 0..3 {
@@ -290,10 +355,68 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
     );
     std::fs::write(&config3, text).unwrap();
     unearth_ok(&["hydrate"], &config3);
-    let rows3 = read_parts(&tmp.path().join("work3/hydrate"));
+    let rows3 = read_parts(&tmp.path().join("work3/export"));
     let st3: Vec<&str> = rows3.iter().map(|r| r.status.as_str()).collect();
     assert_eq!(st3, st);
     for i in 0..3 {
         assert_eq!(rows3[i].content, rows[i].content);
     }
+}
+
+/// README's hydration commands, exactly as written, beside the configuration it describes:
+/// the demo archive's blobs as a Stack-v2-like file, served from its folder.
+#[test]
+fn readme_hydrate_commands_run_as_written() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    unearth::archive::demo::build_demo(&dir.join("demo-archive")).unwrap();
+    let o = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stack-ids.py"))
+        .arg(dir.join("demo-archive"))
+        .arg(dir.join("stack.parquet"))
+        .args(["--rows", "30", "--missing", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(
+        dir.join("stack.toml"),
+        "metadata = \"stack.parquet\"\nworkdir = \"work-stack\"\n\n\
+         [fetch]\nstore = \"file://demo-archive/objects/content\"\n\n\
+         [shards]\nfetch = 2\n",
+    )
+    .unwrap();
+    let mut ran = 0;
+    let mut last = String::new();
+    for (tag, cmds) in readme_blocks() {
+        if tag != "hydrate" {
+            continue;
+        }
+        for cmd in cmds {
+            let o = run_readme_command(dir, &cmd, &[]);
+            assert!(
+                o.status.success(),
+                "README command failed: {cmd}\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            last = String::from_utf8_lossy(&o.stdout).to_string();
+            ran += 1;
+        }
+    }
+    assert!(ran >= 8, "the README's hydrate block: {ran} commands");
+    // `status` lists the hydration's phases and shards, all done.
+    for unit in ["content", "fetch shard 1/2", "fetch", "export", "dataset"] {
+        assert!(
+            last.lines()
+                .any(|l| l.starts_with(unit) && l.contains("done")),
+            "{unit}:\n{last}"
+        );
+    }
+    assert!(!last.contains("walk"), "{last}");
+    let rows = read_parts(&dir.join("work-stack/export"));
+    assert_eq!(rows.len(), 32);
+    assert_eq!(
+        rows.iter().filter(|r| r.status == "blob_missing").count(),
+        2
+    );
+    assert!(dir.join("work-stack/dataset/README.md").is_file());
 }

@@ -1,6 +1,7 @@
 //! Every command of README.md, run exactly as written: the `demo` blocks in a fresh folder,
 //! in order; `scripts/demo.sh` in the clone, as a new user runs it. (The `slurm` block runs
-//! in `tests/slurm.rs`, which starts a cluster; `scripts/test.sh` is what runs this test.)
+//! in `tests/slurm.rs`, which starts a cluster, and the `hydrate` block in `tests/hydrate.rs`,
+//! beside the hydration's configuration; `scripts/test.sh` is what runs this test.)
 
 mod common;
 
@@ -12,7 +13,7 @@ fn every_readme_block_is_run_by_a_test() {
     assert!(blocks.len() >= 5, "{blocks:?}");
     for (tag, cmds) in &blocks {
         assert!(
-            ["scripts", "demo", "slurm"].contains(&tag.as_str()),
+            ["scripts", "demo", "slurm", "hydrate"].contains(&tag.as_str()),
             "README block without a known readme-test tag: {cmds:?}"
         );
         assert!(!cmds.is_empty());

@@ -187,7 +187,7 @@ fn demo_with_shards(tmp: &Path, name: &str) -> PathBuf {
     let mut text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("[options]\n", "[options]\nstrategy = \"single-pass\"\n");
-    text.push_str("\n[shards]\nscan = 3\nlabels = 2\ncontent = 2\nfetch = 2\n\n[slurm.default]\ncpus = 1\nmem = \"200M\"\n");
+    text.push_str("\n[shards]\nscan = 3\nlabels = 2\ncontent = 2\nfetch = 2\ndataset = 2\n\n[slurm.default]\ncpus = 1\nmem = \"200M\"\n");
     std::fs::write(&cfg, text).unwrap();
     cfg
 }
@@ -212,8 +212,8 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
     let ids = submit(&cluster, &cfg);
     assert_eq!(
         ids.len(),
-        15,
-        "11 phases, 4 of them arrays with a merge job: {ids:?}"
+        16,
+        "11 phases, 5 of them arrays with a merge job: {ids:?}"
     );
     let settled = wait_completed(&cluster, &ids);
     assert!(
@@ -269,6 +269,80 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
         "{cluster_pairs}"
     );
     assert_eq!(cluster_pairs, read(&local_pairs));
+
+    // `unearth hydrate` as Slurm jobs (its fetch a 2-task array and a merge) gives what a
+    // local hydration gives, the dataset included.
+    let demo = t.join("cluster");
+    let stack = demo.join("stack.parquet");
+    let o = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stack-ids.py"))
+        .arg(&demo)
+        .arg(&stack)
+        .args(["--rows", "40", "--missing", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let hydrate_config = |name: &str| {
+        let path = demo.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "metadata = \"stack.parquet\"\nworkdir = \"{name}-work\"\n\n\
+                 [fetch]\nstore = \"file://objects/content\"\n\n\
+                 [shards]\nfetch = 2\ndataset = 3\n\n[slurm.default]\ncpus = 1\nmem = \"200M\"\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let hydrated = |work: &Path| {
+        let mut rows = Vec::new();
+        for f in parquet_files(&work.join("export")) {
+            let b = unearth::table::read(&f).unwrap();
+            let s = |n: &str| unearth::table::strings(&b, &f, n).unwrap();
+            let (st, sha, content) = (s("status"), s("sha1"), s("content"));
+            for i in 0..b.num_rows() {
+                rows.push(format!("{:?} {:?} {:?}", st[i], sha[i], content[i]));
+            }
+        }
+        let mut data = Vec::new();
+        for f in parquet_files(&work.join("dataset/data")) {
+            let b = unearth::table::read(&f).unwrap();
+            data.extend(unearth::table::strings(&b, &f, "blob_id").unwrap());
+        }
+        data.sort();
+        (rows, data)
+    };
+    unearth_ok(&["hydrate"], &hydrate_config("hydrate-local"));
+    let local = hydrated(&demo.join("hydrate-local-work"));
+    assert_eq!(local.0.len(), 43, "every row has a status");
+    assert_eq!(
+        local
+            .0
+            .iter()
+            .filter(|r| r.starts_with("Some(\"blob_missing\")"))
+            .count(),
+        3
+    );
+    let ids = submit_with(&cluster, &hydrate_config("hydrate-cluster"), &["--hydrate"]);
+    assert_eq!(
+        ids.len(),
+        6,
+        "content, export, and fetch and dataset as an array and a merge: {ids:?}"
+    );
+    let settled = wait_completed(&cluster, &ids);
+    assert!(
+        settled.contains("_1 COMPLETED"),
+        "a 2-task array: {settled}"
+    );
+    let work = demo.join("hydrate-cluster-work");
+    assert!(work
+        .join("fetch-shard-0001-of-0002/manifest.json")
+        .is_file());
+    assert!(work
+        .join("dataset-shard-0002-of-0003/manifest.json")
+        .is_file());
+    assert_eq!(hydrated(&work), local);
 
     // A failing array task: the content shard that reads the skipped_content table breaks.
     let cfg = demo_with_shards(t, "failing");
@@ -365,8 +439,8 @@ fn slurm_runs_the_pipeline_and_resumes_after_a_failed_shard() {
     }
     assert_eq!(
         ids.len(),
-        15,
-        "11 phases, 4 as an array and a merge: {ids:?}"
+        16,
+        "11 phases, 5 as an array and a merge: {ids:?}"
     );
     wait_completed(&cluster, &ids);
     assert_eq!(export_rows(&readme.join("demo-archive/work")), want);

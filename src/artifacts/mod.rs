@@ -11,7 +11,7 @@
 //! | `reach/` | [`bits`] | `dirs.bits` |
 //! | `labels/` | [`entries`] | `entries.flat` |
 //! | `walk/` | [`resolved`], [`licenses`] | `resolved-NNNNN.parquet`, `licenses.flat` |
-//! | `content/` | [`join`] | `join.parquet` (`found.parquet` in shards) |
+//! | `content/` | [`join`], [`ids`] (hydrate) | `join.parquet` (`found.parquet` in shards), `ids.flat` |
 //! | `fetch/` | [`fetched`] | `fetched.parquet` |
 //! | `export/` | [`export`] | `part-NNNNN.parquet`, `summary.json` |
 //!
@@ -25,6 +25,7 @@ pub mod entries;
 pub mod export;
 pub mod fetched;
 pub mod flat;
+pub mod ids;
 pub mod join;
 pub mod licenses;
 pub mod matches;

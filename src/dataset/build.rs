@@ -27,11 +27,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
 use crate::config::DatasetOptions;
-use crate::model::{Counts, DatasetStatus, LicenseType, RowStatus, Status, StatusCounts};
+use crate::model::{Counts, DatasetStatus, LicenseType, RowStatus, Shard, Status, StatusCounts};
 use crate::table::{self, TableError};
 
 use super::card::{self, LicenseSummary, Summary};
-use super::dedup::{Clusters, Dedup, Fate};
+use super::dedup::{Dedup, Fate};
 use super::layout::Layout;
 use super::licenses::Table;
 use super::rows::{derive, language_name, verdict, Derived};
@@ -320,21 +320,23 @@ fn for_each_batch(
 
 /// What pass 1 found.
 struct FirstPass {
-    clusters: Clusters,
     rows: u64,
     candidates: u64,
     dedup_micros: u64,
 }
 
-/// Pass 1: the verdicts, and the candidates offered to deduplication.
-fn first_pass(build: &Build) -> Result<FirstPass, DatasetError> {
+/// Pass 1: the verdicts, and the candidates offered to this shard of the deduplication,
+/// whose files go to `build.out`.
+fn first_pass(build: &Build, shard: Shard) -> Result<FirstPass, DatasetError> {
     let opts = build.options;
     let near = opts.near_dedup.then_some(&opts.minhash);
     let mut dedup = Dedup::new(
+        build.out,
         &build.scratch.join("dedup"),
         build.sort_budget,
         opts.exact_dedup,
         near,
+        shard,
     )?;
     let mut rows = 0u64;
     let mut candidates = 0u64;
@@ -357,10 +359,9 @@ fn first_pass(build: &Build) -> Result<FirstPass, DatasetError> {
         Ok(())
     })?;
     let start = std::time::Instant::now();
-    let clusters = dedup.finish()?;
+    dedup.finish()?;
     dedup_time += start.elapsed();
     Ok(FirstPass {
-        clusters,
         rows,
         candidates,
         dedup_micros: dedup_time.as_micros() as u64,
@@ -524,11 +525,9 @@ impl Removed {
     }
 }
 
-/// Builds the dataset of `build.parts` into `build.out`; returns the counts.
-pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
+/// A license filter without licenses would remove every row: refused up front.
+fn check_license_filter(build: &Build) -> Result<(), DatasetError> {
     let opts = build.options;
-    let out = build.out;
-    // A license filter without licenses would remove every row: refused up front.
     if let (false, None, Some(first)) = (
         opts.license_types.is_empty(),
         build.licenses,
@@ -545,21 +544,54 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
             .into());
         }
     }
+    Ok(())
+}
+
+/// Shard `shard` of the dataset's first pass: every row judged, the candidates offered to
+/// this shard of the deduplication ([`super::dedup`]), its files written into `build.out`.
+/// Shard 0 alone reports the rows and candidates (every shard sees them all).
+pub fn build_shard(build: &Build, shard: Shard) -> Result<BuildCounts, DatasetError> {
+    check_license_filter(build)?;
+    let out = build.out;
     std::fs::create_dir_all(out).map_err(|e| TableError::io(out, e))?;
-    let FirstPass {
-        clusters,
-        rows,
-        candidates,
-        dedup_micros,
-    } = first_pass(build)?;
+    let first = first_pass(build, shard)?;
     let mut counts = BuildCounts {
-        rows,
-        dedup_candidates: candidates,
-        dedup_micros,
-        pairs_checked: clusters.counts.pairs_checked,
-        pairs_similar: clusters.counts.pairs_similar,
+        dedup_micros: first.dedup_micros,
         ..BuildCounts::default()
     };
+    if shard.index == 0 {
+        counts.rows = first.rows;
+        counts.dedup_candidates = first.candidates;
+    }
+    Ok(counts)
+}
+
+/// Builds the dataset of `build.parts` into `build.out` from the folders of every shard of
+/// the first pass ([`build_shard`]), in order; `summed` is the sum of their counts, returned
+/// completed.
+pub fn build_merge(
+    build: &Build,
+    shards: &[PathBuf],
+    summed: BuildCounts,
+) -> Result<BuildCounts, DatasetError> {
+    let opts = build.options;
+    let out = build.out;
+    check_license_filter(build)?;
+    let candidates =
+        u32::try_from(summed.dedup_candidates).map_err(|_| super::dedup::DedupError::TooMany)?;
+    let start = std::time::Instant::now();
+    let near = opts.near_dedup.then_some(&opts.minhash);
+    let clusters = super::dedup::clusters(shards, candidates, near)?;
+    let merge_micros = start.elapsed().as_micros() as u64;
+    std::fs::create_dir_all(out).map_err(|e| TableError::io(out, e))?;
+    let mut counts = BuildCounts {
+        pairs_checked: clusters.counts.pairs_checked,
+        pairs_similar: clusters.counts.pairs_similar,
+        dedup_micros: summed.dedup_micros + merge_micros,
+        ..summed
+    };
+    counts.status = StatusCounts::default();
+    let mut rows = 0u64;
     let mut export_status: StatusCounts<RowStatus> = StatusCounts::default();
     let mut layout: Option<(Layout, Vec<(usize, String)>)> = None;
     let removed_path = out.join(REMOVED);
@@ -567,6 +599,7 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
     let mut candidate = 0u32;
     let mut license_summary = LicenseSummary::default();
     for_each_batch(build.parts, |file, b| {
+        rows += b.num_rows() as u64;
         let v = view(b, file, build.licenses)?;
         let judged = judge(&v, opts);
         let (layout, carried) = layout.get_or_insert_with(|| {
@@ -595,6 +628,9 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
                 Some((d, DatasetStatus::Kept)) => {
                     let c = candidate;
                     candidate += 1;
+                    if c >= candidates {
+                        return Err(super::dedup::DedupError::Mismatch(candidates).into());
+                    }
                     match clusters.fate(c) {
                         Fate::Kept => {
                             if has_license {
@@ -662,6 +698,10 @@ pub fn build(build: &Build) -> Result<BuildCounts, DatasetError> {
     counts.languages = languages.len() as u64;
     counts.files = languages.iter().map(|l| l.files.len() as u64).sum();
     counts.bytes = languages.iter().map(|l| l.bytes).sum();
+    if candidate != candidates {
+        return Err(super::dedup::DedupError::Mismatch(candidates).into());
+    }
+    counts.rows = rows;
     let input = build.input_rows.max(rows);
     let stages = funnel::stages(input, &export_status, &counts.status);
     let mut removed_counts = funnel::nonzero(&counts.status);

@@ -1,4 +1,4 @@
-//! Exact and near deduplication of a dataset's candidate rows, out of core.
+//! Exact and near deduplication of a dataset's candidate rows, out of core, in shards.
 //!
 //! Rows are numbered in the order they are offered ([`Dedup::add`]). Exact duplicates share a
 //! sha1: every row after the first of its sha1 is one. Near duplicates share a MinHash band
@@ -6,10 +6,17 @@
 //! the threshold. Both kinds join clusters (union-find); a cluster keeps its lowest row, the
 //! representative, and its id is that row's number.
 //!
-//! Scale: keys go to external sorters (one record per row for the sha1s, one per row and band
-//! for the bands) within the sort budget, signatures to a scratch file read back memory-mapped
-//! when candidate pairs are checked. Memory: the sort budget, one `u32` per row (the clusters)
-//! and one bit per row (exact or near).
+//! A shard `I/N` (one task of a Slurm array) is offered every row and does its part: the
+//! exact keys of its sha1 range, and the LSH buckets of its range of bands, with only the
+//! permutations of those bands computed. It writes into its folder the pairs it found
+//! (`exact.pairs`: a row and the first of its sha1; `near.pairs`: two rows that share a
+//! bucket) and its part of every signature (`signatures.u32`). [`clusters`] then checks
+//! every near pair against the threshold on the whole signature, read from all the shards'
+//! parts, and joins the clusters: the result is the same for any number of shards.
+//!
+//! Memory: the sort budget (keys go to external sorters: one record per row for the sha1s,
+//! one per row and band for the bands), and in [`clusters`] one `u32` per row and one bit per
+//! row, the signatures read memory-mapped.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -18,6 +25,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::minhash::{MinHashOptions, MinHasher, UnionFind};
+use crate::model::Shard;
 use crate::sort::{Record, SortError, Sorter};
 
 /// Errors of deduplication.
@@ -38,6 +46,12 @@ pub enum DedupError {
     /// More rows than a cluster id holds.
     #[error("more than {} candidate rows in one dataset", u32::MAX)]
     TooMany,
+    /// The rows of the second pass are not those the shards were offered.
+    #[error(
+        "the dedup shards were offered {0} candidate rows, not the rows read now: they were \
+         made from other parts or options; run the dataset phase again"
+    )]
+    Mismatch(u32),
     /// MinHash options that cannot work.
     #[error(
         "near-dedup options cannot work (shingle and permutations at least 1, threshold in \
@@ -114,63 +128,135 @@ pub struct DedupCounts {
     pub pairs_similar: u64,
 }
 
-/// Deduplication being fed rows.
+/// A shard's pairs of exact duplicates.
+pub const EXACT_PAIRS: &str = "exact.pairs";
+/// A shard's pairs of rows sharing a bucket.
+pub const NEAR_PAIRS: &str = "near.pairs";
+/// A shard's part of every signature.
+pub const SIGNATURES: &str = "signatures.u32";
+
+/// The near-dedup part of a shard.
+struct Near {
+    hasher: MinHasher,
+    bands: std::ops::Range<usize>,
+    perms: std::ops::Range<usize>,
+    sorter: Sorter<BandKey>,
+    signatures: BufWriter<File>,
+}
+
+/// One shard of a deduplication being fed rows.
 pub struct Dedup {
     exact: Option<Sorter<ExactKey>>,
-    near: Option<(MinHasher, Sorter<BandKey>, BufWriter<File>)>,
-    signatures: PathBuf,
+    near: Option<Near>,
+    out: PathBuf,
+    shard: Shard,
     rows: u32,
 }
 
-/// The outcome: every row's fate and cluster.
-pub struct Clusters {
-    representative: Vec<u32>,
-    exact: Vec<u64>,
-    /// Counts.
-    pub counts: DedupCounts,
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DedupError + '_ {
+    move |source| DedupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A file of `(u32, u32)` pairs, little-endian.
+struct PairWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl PairWriter {
+    fn create(path: PathBuf) -> Result<Self, DedupError> {
+        let file = File::create(&path).map_err(io(&path))?;
+        Ok(Self {
+            out: BufWriter::with_capacity(1 << 20, file),
+            path,
+        })
+    }
+
+    fn push(&mut self, a: u32, b: u32) -> Result<(), DedupError> {
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&a.to_le_bytes());
+        bytes[4..].copy_from_slice(&b.to_le_bytes());
+        self.out.write_all(&bytes).map_err(io(&self.path))
+    }
+
+    fn finish(self) -> Result<(), DedupError> {
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| io(&self.path)(e.into_error()))?;
+        file.sync_all().map_err(io(&self.path))
+    }
+}
+
+/// The pairs of a pair file, streamed.
+fn read_pairs(path: &Path) -> Result<impl Iterator<Item = (u32, u32)>, DedupError> {
+    let file = File::open(path).map_err(io(path))?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let path = path.to_owned();
+    let mut failed = false;
+    Ok(std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        let mut b = [0u8; 8];
+        match std::io::Read::read_exact(&mut r, &mut b) {
+            Ok(()) => Some((
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            )),
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                    log::error!("{}: {e}", path.display());
+                }
+                failed = true;
+                None
+            }
+        }
+    }))
 }
 
 impl Dedup {
-    /// Deduplication with scratch files in `dir` and `budget` bytes of sort memory; `exact`
-    /// and `near` (MinHash options) choose the kinds.
+    /// Shard `shard` of a deduplication writing its files into `out` (which must exist),
+    /// with sort runs in `scratch` and `budget` bytes of sort memory; `exact` and `near`
+    /// (MinHash options) choose the kinds.
     pub fn new(
-        dir: &Path,
+        out: &Path,
+        scratch: &Path,
         budget: usize,
         exact: bool,
         near: Option<&MinHashOptions>,
+        shard: Shard,
     ) -> Result<Self, DedupError> {
-        std::fs::create_dir_all(dir).map_err(|source| DedupError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(scratch).map_err(io(scratch))?;
         let exact = match exact {
-            true => Some(Sorter::new(&dir.join("exact"), budget / 4, false)?),
+            true => Some(Sorter::new(&scratch.join("exact"), budget / 4, false)?),
             false => None,
         };
-        let signatures = dir.join("signatures.u32");
         let near = match near {
             Some(o) => {
                 let hasher = MinHasher::new(o).ok_or(DedupError::Options)?;
-                let sorter = Sorter::new(&dir.join("bands"), budget - budget / 4, false)?;
-                // Read back memory-mapped: opened for reading too.
-                let file = File::options()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&signatures)
-                    .map_err(|source| DedupError::Io {
-                        path: signatures.clone(),
-                        source,
-                    })?;
-                Some((hasher, sorter, BufWriter::with_capacity(1 << 20, file)))
+                let (bands, perms) = hasher.shard(shard);
+                let sorter = Sorter::new(&scratch.join("bands"), budget - budget / 4, false)?;
+                let path = out.join(SIGNATURES);
+                let file = File::create(&path).map_err(io(&path))?;
+                Some(Near {
+                    hasher,
+                    bands,
+                    perms,
+                    sorter,
+                    signatures: BufWriter::with_capacity(1 << 20, file),
+                })
             }
             None => None,
         };
         Ok(Self {
             exact,
             near,
-            signatures,
+            out: out.to_owned(),
+            shard,
             rows: 0,
         })
     }
@@ -183,25 +269,25 @@ impl Dedup {
         self.rows = first.checked_add(n).ok_or(DedupError::TooMany)?;
         if let Some(s) = self.exact.as_mut() {
             for (i, (sha1, _)) in rows.iter().enumerate() {
-                s.push(ExactKey(*sha1, first + i as u32))?;
+                if self.shard.owns_sha1(sha1) {
+                    s.push(ExactKey(*sha1, first + i as u32))?;
+                }
             }
         }
-        if let Some((hasher, sorter, file)) = self.near.as_mut() {
-            let sigs: Vec<Vec<u32>> = rows.par_iter().map(|(_, t)| hasher.signature(t)).collect();
-            let (bands, _) = hasher.bands();
+        if let Some(near) = self.near.as_mut() {
+            let sigs: Vec<Vec<u32>> = rows
+                .par_iter()
+                .map(|(_, t)| near.hasher.signature_of(t, near.perms.clone()))
+                .collect();
             for (i, sig) in sigs.iter().enumerate() {
-                for band in 0..bands {
-                    sorter.push(BandKey(
-                        band as u16,
-                        hasher.band_key(sig, band),
-                        first + i as u32,
-                    ))?;
+                for band in near.bands.clone() {
+                    let key = near.hasher.band_key_at(sig, band, near.perms.start);
+                    near.sorter
+                        .push(BandKey(band as u16, key, first + i as u32))?;
                 }
                 let bytes: &[u8] = bytemuck::cast_slice(sig);
-                file.write_all(bytes).map_err(|source| DedupError::Io {
-                    path: self.signatures.clone(),
-                    source,
-                })?;
+                let path = self.out.join(SIGNATURES);
+                near.signatures.write_all(bytes).map_err(io(&path))?;
             }
         }
         Ok(())
@@ -212,74 +298,153 @@ impl Dedup {
         self.rows
     }
 
-    /// Sorts the keys and joins the clusters.
-    pub fn finish(self) -> Result<Clusters, DedupError> {
-        let n = self.rows as usize;
-        let mut sets = UnionFind::new(n);
-        let mut exact = vec![0u64; n.div_ceil(64)];
-        let mut counts = DedupCounts {
-            rows: n as u64,
-            ..DedupCounts::default()
-        };
+    /// Sorts the keys and writes the shard's pairs.
+    pub fn finish(self) -> Result<(), DedupError> {
         if let Some(sorter) = self.exact {
+            let mut out = PairWriter::create(self.out.join(EXACT_PAIRS))?;
             let mut last: Option<ExactKey> = None;
             for key in sorter.finish()? {
                 let key = key?;
                 match &last {
-                    Some(l) if l.0 == key.0 => {
-                        sets.union(l.1, key.1);
-                        exact[key.1 as usize / 64] |= 1 << (key.1 % 64);
-                    }
+                    Some(l) if l.0 == key.0 => out.push(l.1, key.1)?,
                     _ => last = Some(key),
                 }
             }
+            out.finish()?;
         }
-        if let Some((hasher, sorter, file)) = self.near {
-            let io = |source| DedupError::Io {
-                path: self.signatures.clone(),
-                source,
-            };
-            let file = file.into_inner().map_err(|e| io(e.into_error()))?;
-            file.sync_all().map_err(io)?;
-            let map = if n == 0 {
-                None
-            } else {
-                // SAFETY: the file is ours, in a scratch folder, and no longer written.
-                Some(unsafe { memmap2::Mmap::map(&file) }.map_err(io)?)
-            };
-            let all: &[u32] = map.as_deref().map_or(&[], bytemuck::cast_slice);
-            let width = hasher.permutations();
-            let sig = |row: u32| &all[row as usize * width..(row as usize + 1) * width];
+        if let Some(near) = self.near {
+            let path = self.out.join(SIGNATURES);
+            let file = near
+                .signatures
+                .into_inner()
+                .map_err(|e| io(&path)(e.into_error()))?;
+            file.sync_all().map_err(io(&path))?;
+            // Each member of a bucket against the bucket's first row: a star links the
+            // bucket, and the threshold decides which links hold.
+            let mut out = PairWriter::create(self.out.join(NEAR_PAIRS))?;
             let mut anchor: Option<BandKey> = None;
-            for key in sorter.finish()? {
+            for key in near.sorter.finish()? {
                 let key = key?;
                 match &anchor {
-                    Some(a) if a.0 == key.0 && a.1 == key.1 => {
-                        counts.pairs_checked += 1;
-                        if MinHasher::similarity(sig(a.2), sig(key.2)) >= hasher.threshold() {
-                            counts.pairs_similar += 1;
-                            sets.union(a.2, key.2);
-                        }
-                    }
+                    Some(a) if a.0 == key.0 && a.1 == key.1 => out.push(a.2, key.2)?,
                     _ => anchor = Some(key),
                 }
             }
+            out.finish()?;
         }
-        let representative = sets.representatives();
-        let mut clusters = Clusters {
-            representative,
-            exact,
-            counts,
-        };
-        for row in 0..n as u32 {
-            match clusters.fate(row) {
-                Fate::Exact => clusters.counts.exact += 1,
-                Fate::Near => clusters.counts.near += 1,
-                Fate::Kept => {}
+        Ok(())
+    }
+}
+
+/// The clusters of `rows` rows from the files of every shard of their deduplication (in
+/// shard order), `near` the MinHash options when near duplicates were looked for.
+pub fn clusters(
+    shards: &[PathBuf],
+    rows: u32,
+    near: Option<&MinHashOptions>,
+) -> Result<Clusters, DedupError> {
+    let n = rows as usize;
+    let mut sets = UnionFind::new(n);
+    let mut exact = vec![0u64; n.div_ceil(64)];
+    let mut counts = DedupCounts {
+        rows: n as u64,
+        ..DedupCounts::default()
+    };
+    let in_range = |path: &Path, a: u32, b: u32| {
+        if a < rows && b < rows {
+            Ok(())
+        } else {
+            Err(DedupError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other(format!(
+                    "pair ({a}, {b}) is beyond the {rows} rows offered: a shard of another run"
+                )),
+            })
+        }
+    };
+    for dir in shards {
+        let path = dir.join(EXACT_PAIRS);
+        if !path.exists() {
+            continue;
+        }
+        for (first, row) in read_pairs(&path)? {
+            in_range(&path, first, row)?;
+            sets.union(first, row);
+            exact[row as usize / 64] |= 1 << (row % 64);
+        }
+    }
+    if let Some(o) = near {
+        let hasher = MinHasher::new(o).ok_or(DedupError::Options)?;
+        // Every shard's part of the signatures, mapped, with its width.
+        let mut parts: Vec<(memmap2::Mmap, usize)> = Vec::new();
+        for (index, _) in shards.iter().enumerate() {
+            let (_, perms) = hasher.shard(Shard {
+                index,
+                count: shards.len(),
+            });
+            let path = shards[index].join(SIGNATURES);
+            let file = File::open(&path).map_err(io(&path))?;
+            let len = file.metadata().map_err(io(&path))?.len();
+            if len != (n * perms.len() * 4) as u64 {
+                return Err(DedupError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(format!(
+                        "{len} bytes, not the {} of {n} rows of {} permutations",
+                        n * perms.len() * 4,
+                        perms.len()
+                    )),
+                });
+            }
+            if len > 0 {
+                // SAFETY: the file is in a finished checkpoint of this run, never rewritten.
+                let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(&path))?;
+                parts.push((map, perms.len()));
             }
         }
-        Ok(clusters)
+        let total = hasher.permutations();
+        let similarity = |a: u32, b: u32| {
+            let mut same = 0usize;
+            for (map, width) in &parts {
+                let all: &[u32] = bytemuck::cast_slice(map);
+                let at = |r: u32| &all[r as usize * width..(r as usize + 1) * width];
+                same += at(a).iter().zip(at(b)).filter(|(x, y)| x == y).count();
+            }
+            same as f64 / total.max(1) as f64
+        };
+        for dir in shards {
+            let path = dir.join(NEAR_PAIRS);
+            for (a, b) in read_pairs(&path)? {
+                in_range(&path, a, b)?;
+                counts.pairs_checked += 1;
+                if similarity(a, b) >= hasher.threshold() {
+                    counts.pairs_similar += 1;
+                    sets.union(a, b);
+                }
+            }
+        }
     }
+    let representative = sets.representatives();
+    let mut clusters = Clusters {
+        representative,
+        exact,
+        counts,
+    };
+    for row in 0..rows {
+        match clusters.fate(row) {
+            Fate::Exact => clusters.counts.exact += 1,
+            Fate::Near => clusters.counts.near += 1,
+            Fate::Kept => {}
+        }
+    }
+    Ok(clusters)
+}
+
+/// The outcome: every row's fate and cluster.
+pub struct Clusters {
+    representative: Vec<u32>,
+    exact: Vec<u64>,
+    /// Counts.
+    pub counts: DedupCounts,
 }
 
 impl Clusters {
@@ -338,12 +503,36 @@ mod tests {
         }
         texts.push(texts[2].clone()); // an exact copy of a near duplicate
         let rows: Vec<([u8; 20], &str)> = texts.iter().map(|t| (sha(t), t.as_str())).collect();
-        // A tiny sort budget spills runs to disk.
-        let mut d = Dedup::new(dir.path(), 4096, true, Some(&MinHashOptions::default())).unwrap();
-        for chunk in rows.chunks(17) {
-            d.add(chunk).unwrap();
+        let opts = MinHashOptions::default();
+        // In 1, 3 and 5 shards (the bands split unevenly), the same clusters.
+        let mut answers = Vec::new();
+        for count in [1, 3, 5] {
+            let mut dirs = Vec::new();
+            for index in 0..count {
+                let out = dir.path().join(format!("{count}-{index}"));
+                std::fs::create_dir_all(&out).unwrap();
+                // A tiny sort budget spills runs to disk.
+                let shard = Shard { index, count };
+                let scratch = out.join("scratch");
+                let mut d = Dedup::new(&out, &scratch, 4096, true, Some(&opts), shard).unwrap();
+                for chunk in rows.chunks(17) {
+                    d.add(chunk).unwrap();
+                }
+                d.finish().unwrap();
+                dirs.push(out);
+            }
+            let c = clusters(&dirs, rows.len() as u32, Some(&opts)).unwrap();
+            let all: Vec<(u32, bool)> = (0..rows.len() as u32)
+                .map(|r| (c.cluster(r), c.fate(r) == Fate::Exact))
+                .collect();
+            answers.push((all, c.counts.clone()));
         }
-        let c = d.finish().unwrap();
+        assert!(
+            answers.iter().all(|a| *a == answers[0]),
+            "shards change nothing"
+        );
+        let dirs = vec![dir.path().join("1-0")];
+        let c = clusters(&dirs, rows.len() as u32, Some(&opts)).unwrap();
         let last = texts.len() as u32 - 1;
         assert_eq!(c.fate(0), Fate::Kept);
         assert_eq!(c.fate(1), Fate::Exact);
@@ -356,5 +545,7 @@ mod tests {
             assert_eq!(c.cluster(row), row);
         }
         assert_eq!((c.counts.exact, c.counts.near), (2, 1));
+        // Files of another run are refused, not read out of bounds.
+        assert!(clusters(&dirs, 3, Some(&opts)).is_err());
     }
 }

@@ -263,6 +263,14 @@ pub struct Table {
 }
 
 impl Table {
+    /// The table [`detect_all`] wrote into `dir`, read back.
+    pub fn open(detector: &Detector, dir: &Path) -> Result<Self, LicenseError> {
+        Ok(Self {
+            file: FlatFile::open(&dir.join(DETECTED))?,
+            names: detector.names.clone(),
+        })
+    }
+
     /// The licenses of `revision` (hex); `no_license` when it has no license file, or is not
     /// a revision id.
     pub fn get(&self, revision: Option<&str>) -> RowLicense<'_> {

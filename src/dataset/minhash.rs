@@ -125,10 +125,38 @@ impl MinHasher {
         (self.bands, self.rows)
     }
 
+    /// The bands `shard` owns, and the permutations it computes: its bands' rows, and for
+    /// the last shard also the permutations no band uses (the similarity counts them).
+    pub fn shard(
+        &self,
+        shard: crate::model::Shard,
+    ) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let bands = shard.range(self.bands);
+        let end = match shard.index + 1 == shard.count {
+            true => self.coefficients.len(),
+            false => bands.end * self.rows,
+        };
+        (bands.clone(), bands.start * self.rows..end)
+    }
+
+    /// The key of band `band` in a partial signature that starts at permutation `first`.
+    pub fn band_key_at(&self, partial: &[u32], band: usize, first: usize) -> u64 {
+        let at = band * self.rows - first;
+        let rows = &partial[at..at + self.rows];
+        let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+        xxhash_rust::xxh3::xxh3_64(&bytes)
+    }
+
     /// The signature of `text`: its words (runs of letters, digits and `_`), their
     /// `shingle`-grams hashed, each permutation's minimum. A text of fewer words than a
     /// shingle is one shingle of all of them.
     pub fn signature(&self, text: &str) -> Signature {
+        self.signature_of(text, 0..self.coefficients.len())
+    }
+
+    /// The permutations `perms` of the signature of `text` (a shard of the bands computes
+    /// only its own: their cost is most of a signature's).
+    pub fn signature_of(&self, text: &str, perms: std::ops::Range<usize>) -> Signature {
         let words: Vec<&str> = text
             .split(|c: char| !(c.is_alphanumeric() || c == '_'))
             .filter(|w| !w.is_empty())
@@ -138,7 +166,8 @@ impl MinHasher {
             .iter()
             .map(|w| xxhash_rust::xxh3::xxh3_64(w.as_bytes()))
             .collect();
-        let mut mins = vec![u32::MAX; self.coefficients.len()];
+        let coefficients = &self.coefficients[perms];
+        let mut mins = vec![u32::MAX; coefficients.len()];
         let n = hashes.len().saturating_sub(self.shingle) + 1;
         // Little-endian bytes, so that signatures are the same on every machine.
         let mut bytes: Vec<u8> = Vec::with_capacity(8 * self.shingle);
@@ -150,7 +179,7 @@ impl MinHasher {
             // Multiply-shift hashing (Dietzfelbinger et al.): the top 32 bits of `a x + b`
             // modulo 2^64, `a` odd, a 2-universal family. Unlike `(a x + b) mod p` it needs
             // no 128-bit product or division: a few cycles per permutation.
-            for (m, &(a, b)) in mins.iter_mut().zip(&self.coefficients) {
+            for (m, &(a, b)) in mins.iter_mut().zip(coefficients) {
                 let v = (a.wrapping_mul(x).wrapping_add(b) >> 32) as u32;
                 *m = (*m).min(v);
             }
@@ -178,9 +207,7 @@ impl MinHasher {
 
     /// The key of `sig`'s band `band`.
     pub fn band_key(&self, sig: &[u32], band: usize) -> u64 {
-        let rows = &sig[band * self.rows..(band + 1) * self.rows];
-        let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
-        xxhash_rust::xxh3::xxh3_64(&bytes)
+        self.band_key_at(sig, band, 0)
     }
 
     /// Estimated Jaccard similarity of two signatures.

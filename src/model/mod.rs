@@ -13,7 +13,7 @@ pub mod status;
 
 pub use counts::{CountMap, Counts, StatusCounts};
 pub use ids::{BadId, IdHash, IdHasher, Sha1, Sha1Git};
-pub use phase::{Phase, Sharding};
+pub use phase::{Flow, Phase, Sharding};
 pub use shard::Shard;
 pub use status::{
     BlobStatus, ContentStatus, DatasetStatus, LicenseType, MatchStatus, RowStatus, Status,

@@ -48,6 +48,44 @@ pub enum Phase {
     Dataset,
 }
 
+/// Which job a work directory serves: both run phases of the same names, with the same
+/// checkpoints, shards and Slurm jobs, on different inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// `unearth run`: metadata of `(repo, commit, path)` rows resolved in the graph.
+    Run,
+    /// `unearth hydrate`: metadata keyed by content ids, no graph. Its `content` phase joins
+    /// the ids to sha1s (through the ORC tables or the digestmap when they are git ids), its
+    /// `fetch` fetches them, its `export` decodes every row and its `dataset` builds the
+    /// dataset.
+    Hydrate,
+}
+
+impl Flow {
+    /// The phases of the flow, in running order (a run's may stop at the walk: see
+    /// [`crate::config::Config::phases`]).
+    pub fn phases(self) -> &'static [Phase] {
+        match self {
+            Flow::Run => &Phase::ALL,
+            Flow::Hydrate => &[Phase::Content, Phase::Fetch, Phase::Export, Phase::Dataset],
+        }
+    }
+
+    /// What a phase does in this flow, in one line (the command line's help, status).
+    pub fn about(self, phase: Phase) -> &'static str {
+        match (self, phase) {
+            (Flow::Hydrate, Phase::Content) => {
+                "The metadata's ids as sha1s (joined through ORC or the digestmap), distinct"
+            }
+            (Flow::Hydrate, Phase::Export) => {
+                "Every row with its status and its text, decoded from its encoding"
+            }
+            _ => phase.about(),
+        }
+    }
+}
+
 /// How a sharded phase splits its input into shards (see [`crate::model::shard`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sharding {
@@ -57,6 +95,9 @@ pub enum Sharding {
     OrcFiles,
     /// Ranges of a blob's sha1 (its first two bytes); shards are concatenated in order.
     Sha1Range,
+    /// Ranges of MinHash bands (and of sha1s for exact duplicates); the merge joins the
+    /// clusters and writes the dataset.
+    Bands,
 }
 
 impl Sharding {
@@ -66,6 +107,7 @@ impl Sharding {
             Sharding::NodeRange => "a node-id range",
             Sharding::OrcFiles => "a slice of the ORC content files",
             Sharding::Sha1Range => "a sha1 range",
+            Sharding::Bands => "a range of MinHash bands",
         }
     }
 }
@@ -124,7 +166,32 @@ impl Phase {
         }
     }
 
-    /// The phases whose outputs this one reads (their checkpoints are its inputs).
+    /// The phases whose outputs this one reads in `flow` (their checkpoints are its inputs).
+    pub fn deps_in(self, flow: Flow) -> &'static [Phase] {
+        match (flow, self) {
+            (Flow::Run, p) => p.deps(),
+            (Flow::Hydrate, Phase::Fetch) => &[Phase::Content],
+            (Flow::Hydrate, Phase::Export) => &[Phase::Content, Phase::Fetch],
+            (Flow::Hydrate, Phase::Dataset) => &[Phase::Export],
+            (Flow::Hydrate, _) => &[],
+        }
+    }
+
+    /// Every phase this one depends on in `flow`, directly or not, in running order.
+    pub fn upstream_in(self, flow: Flow) -> Vec<Phase> {
+        let mut all: Vec<Phase> = Vec::new();
+        let mut todo: Vec<Phase> = self.deps_in(flow).to_vec();
+        while let Some(p) = todo.pop() {
+            if !all.contains(&p) {
+                all.push(p);
+                todo.extend_from_slice(p.deps_in(flow));
+            }
+        }
+        all.sort();
+        all
+    }
+
+    /// The phases whose outputs this one reads in a run (their checkpoints are its inputs).
     pub fn deps(self) -> &'static [Phase] {
         match self {
             Phase::Plan => &[],
@@ -147,18 +214,19 @@ impl Phase {
         }
     }
 
-    /// Every phase this one depends on, directly or not, in running order.
+    /// Every phase this one depends on in a run, directly or not, in running order.
     pub fn upstream(self) -> Vec<Phase> {
-        let mut all: Vec<Phase> = Vec::new();
-        let mut todo: Vec<Phase> = self.deps().to_vec();
-        while let Some(p) = todo.pop() {
-            if !all.contains(&p) {
-                all.push(p);
-                todo.extend_from_slice(p.deps());
-            }
+        self.upstream_in(Flow::Run)
+    }
+
+    /// How the phase shards in `flow`, or `None` when it runs as one job there.
+    pub fn sharding_in(self, flow: Flow) -> Option<Sharding> {
+        match (flow, self) {
+            (Flow::Run, p) => p.sharding(),
+            (Flow::Hydrate, Phase::Fetch) => Some(Sharding::Sha1Range),
+            (Flow::Hydrate, Phase::Dataset) => Some(Sharding::Bands),
+            (Flow::Hydrate, _) => None,
         }
-        all.sort();
-        all
     }
 
     /// How the phase shards, or `None` when it runs as one job.
@@ -167,6 +235,7 @@ impl Phase {
             Phase::Scan | Phase::Labels => Some(Sharding::NodeRange),
             Phase::Content => Some(Sharding::OrcFiles),
             Phase::Fetch => Some(Sharding::Sha1Range),
+            Phase::Dataset => Some(Sharding::Bands),
             _ => None,
         }
     }
@@ -253,5 +322,20 @@ mod tests {
             ]
         );
         assert!("nope".parse::<Phase>().is_err());
+        for flow in [Flow::Run, Flow::Hydrate] {
+            for p in flow.phases() {
+                for d in p.deps_in(flow) {
+                    assert!(
+                        flow.phases().contains(d),
+                        "{p} depends on {d}, not in {flow:?}"
+                    );
+                    assert!(d < p, "{p} depends on later {d}");
+                }
+            }
+        }
+        assert_eq!(
+            Phase::Dataset.upstream_in(Flow::Hydrate),
+            [Phase::Content, Phase::Fetch, Phase::Export]
+        );
     }
 }

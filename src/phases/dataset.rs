@@ -6,9 +6,12 @@
 //! `removed.parquet` (`row_id`, `repo`, `rel_path`, `status`, `dataset_status`,
 //! `dedup_cluster`) and `data/<language>/train-NNNNN-of-MMMMM.parquet`.
 //!
-//! Licenses are detected first ([`crate::dataset::licenses`]): the walk's root license files
-//! of every revision, read from the blob store through the content join, matched against the
-//! SPDX texts; the build then looks each row's revision up.
+//! The phase shards by MinHash band (`[shards] dataset`, a Slurm array): each shard detects
+//! the licenses ([`crate::dataset::licenses`]: the walk's root license files of every
+//! revision, read from the blob store through the content join, matched against the SPDX
+//! texts), judges every row, and does its part of the deduplication
+//! ([`crate::dataset::dedup`]); the merge joins the clusters and writes the dataset, looking
+//! each row's revision up in the licenses shard 0 wrote.
 //!
 //! Memory: the content join while licenses are detected (as the export holds it), then see
 //! [`crate::dataset::build`]: the sort budget, 4 bytes and a bit per candidate row, one
@@ -16,7 +19,7 @@
 
 use crate::artifacts::join::{self, JOIN};
 use crate::config::Config;
-use crate::dataset::build::{build, Build, BuildCounts};
+use crate::dataset::build::{build_merge, build_shard, Build, BuildCounts};
 use crate::dataset::licenses::{detect_all, Detector, Table};
 use crate::dataset::DatasetError;
 use crate::model::{Counts, Phase, Shard};
@@ -35,16 +38,15 @@ fn input_rows(ctx: &Context) -> Result<u64, PhaseError> {
     Ok(n)
 }
 
-/// Detects the licenses of every revision with a root license file, into the scratch folder.
+/// Detects the licenses of every revision with a root license file into `ctx.out`.
 fn licenses(ctx: &Context) -> Result<(Table, BuildCounts), PhaseError> {
     let detector =
         Detector::new(ctx.config.dataset.license_threshold).map_err(DatasetError::from)?;
     let roots = crate::artifacts::licenses::open(&ctx.upstream(Phase::Walk))?;
     let joined = join::load(&ctx.upstream(Phase::Content).join(JOIN))?;
     let store = BlobStores::open(&ctx.blobs())?;
-    let dir = ctx.scratch.join("licenses");
     let (table, c) =
-        detect_all(&detector, &roots, &joined, &store, &dir).map_err(DatasetError::from)?;
+        detect_all(&detector, &roots, &joined, &store, ctx.out).map_err(DatasetError::from)?;
     let counts = BuildCounts {
         license_revisions: c.revisions,
         license_files: c.files,
@@ -56,33 +58,42 @@ fn licenses(ctx: &Context) -> Result<(Table, BuildCounts), PhaseError> {
     Ok((table, counts))
 }
 
-/// Builds the dataset of the export into `ctx.out`.
-pub fn run(ctx: &Context) -> Result<BuildCounts, PhaseError> {
-    let parts = table::parquet_files(&ctx.upstream(Phase::Export))?;
+/// What a build of the run's dataset reads, writing into `out`.
+fn build_of<'a>(
+    ctx: &'a Context,
+    parts: &'a [std::path::PathBuf],
+    input_rows: u64,
+    licenses: &'a Table,
+    describe: &'a str,
+) -> Build<'a> {
     let config = ctx.config;
-    let (licenses, mut counts) = licenses(ctx)?;
-    counts.add(&build(&Build {
-        parts: &parts,
-        input_rows: input_rows(ctx)?,
+    Build {
+        parts,
+        input_rows,
         out: ctx.out,
         scratch: ctx.scratch,
         options: &config.dataset,
         sort_budget: config.options.sort_memory_mb << 20,
-        licenses: Some(&licenses),
+        licenses: Some(licenses),
         source: serde_json::json!({
             "metadata": config.metadata,
             "graph": config.graph,
         }),
-        describe: &format!(
-            "the metadata `{}`, resolved in the graph `{}`",
-            config.metadata.display(),
-            config.graph.display()
-        ),
-    })?);
-    Ok(counts)
+        describe,
+    }
 }
 
-/// The dataset phase as the pipeline drives it.
+fn describe(config: &Config) -> String {
+    format!(
+        "the metadata `{}`, resolved in the graph `{}`",
+        config.metadata.display(),
+        config.graph.display()
+    )
+}
+
+/// The dataset phase as the pipeline drives it: shards of the first pass (each detects the
+/// licenses and does its bands and sha1 range of the deduplication), then the merge, which
+/// joins the clusters and writes the dataset.
 pub struct Step;
 
 impl super::Step for Step {
@@ -95,6 +106,31 @@ impl super::Step for Step {
     }
 
     fn run(ctx: &Context) -> Result<BuildCounts, PhaseError> {
-        run(ctx)
+        let parts = table::parquet_files(&ctx.upstream(Phase::Export))?;
+        // Every shard detects the same licenses (the filters of its first pass need them,
+        // and each writes them for the merge); shard 0 alone reports them.
+        let (licenses, mut counts) = licenses(ctx)?;
+        if ctx.shard.index != 0 {
+            counts = BuildCounts::default();
+        }
+        let describe = describe(ctx.config);
+        let build = build_of(ctx, &parts, 0, &licenses, &describe);
+        counts.add(&build_shard(&build, ctx.shard)?);
+        Ok(counts)
+    }
+
+    fn merge(
+        ctx: &Context,
+        shards: &[std::path::PathBuf],
+        summed: BuildCounts,
+    ) -> Result<BuildCounts, PhaseError> {
+        let parts = table::parquet_files(&ctx.upstream(Phase::Export))?;
+        let detector =
+            Detector::new(ctx.config.dataset.license_threshold).map_err(DatasetError::from)?;
+        let first = shards.first().map(|d| d.as_path()).unwrap_or(ctx.out);
+        let licenses = Table::open(&detector, first).map_err(DatasetError::from)?;
+        let describe = describe(ctx.config);
+        let build = build_of(ctx, &parts, input_rows(ctx)?, &licenses, &describe);
+        Ok(build_merge(&build, shards, summed)?)
     }
 }

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::artifacts::fetched::{self, FETCHED};
+use crate::artifacts::fetched::{FetchedWriter, FETCHED};
 use crate::artifacts::join::{self, JOIN};
 use crate::config::{Config, FetchOptions};
 use crate::model::{BlobStatus, ContentStatus, Counts, Phase, Sha1, Sha1Git, Shard, StatusCounts};
@@ -332,14 +332,12 @@ fn tally(joined: TaskResult, counts: &mut FetchCounts) {
     }
 }
 
-/// What one fetch shard reads.
-pub struct Input {
-    /// The shard's blobs, sorted by sha1, distinct.
-    pub wants: Vec<Want>,
-}
+/// Blobs fetched per round: one round's wanted list and statuses are all a fetch holds.
+const ROUND: usize = 1 << 16;
 
-/// Fetches the shard's blobs into its pack store and writes `ctx.out/fetched.parquet`.
-pub fn run(ctx: &Context, input: Input) -> Result<FetchCounts, PhaseError> {
+/// Fetches `wants` (one shard's blobs, sorted by sha1, distinct) into the shard's pack store,
+/// a round at a time, and writes their statuses to `ctx.out/fetched.parquet`.
+pub fn run(ctx: &Context, wants: impl Iterator<Item = Want>) -> Result<FetchCounts, PhaseError> {
     let opts = &ctx.config.fetch;
     let tag = source_tag(&opts.source_id());
     // Blobs any earlier run stored, under any sharding, are not asked again, unless their
@@ -348,32 +346,44 @@ pub fn run(ctx: &Context, input: Input) -> Result<FetchCounts, PhaseError> {
         rec.status == BlobStatus::Ok || (rec.source == tag && !ctx.retry_missing)
     };
     let before = BlobStores::open(&ctx.blobs())?;
-    let todo: Vec<Want> = input
-        .wants
-        .iter()
-        .filter(|w| !before.get(&w.sha1).is_some_and(|(_, r)| settled(r)))
-        .copied()
-        .collect();
-    let already = (input.wants.len() - todo.len()) as u64;
-    drop(before);
-    let mut store = PackStore::open(&ctx.blobs().join(ctx.shard.dir_name()))?;
-    let mut counts = fetch_all(&todo, &mut store, opts, tag)?;
+    let own = ctx.blobs().join(ctx.shard.dir_name());
+    let mut store = PackStore::open(&own)?;
+    let mut out = FetchedWriter::create(&ctx.out.join(FETCHED))?;
+    let mut counts = FetchCounts::default();
+    let mut wants = wants.peekable();
+    let mut round: Vec<Want> = Vec::with_capacity(ROUND.min(1024));
+    while wants.peek().is_some() {
+        round.clear();
+        round.extend(wants.by_ref().take(ROUND));
+        let todo: Vec<Want> = round
+            .iter()
+            .filter(|w| !before.get(&w.sha1).is_some_and(|(_, r)| settled(r)))
+            .copied()
+            .collect();
+        counts.already_stored += (round.len() - todo.len()) as u64;
+        counts.wanted += round.len() as u64;
+        let c = fetch_all(&todo, &mut store, opts, tag)?;
+        counts.add(&c);
+        let rows: Vec<(Sha1, BlobStatus)> = round
+            .iter()
+            .map(|w| {
+                // An `Ok` copy anywhere wins; else what this round recorded; else what an
+                // earlier run did (the shard's own store, opened before, is in both).
+                let old = before.get(&w.sha1).map(|(_, r)| r.status);
+                let st = match (old, store.get(&w.sha1)) {
+                    (Some(BlobStatus::Ok), _) => BlobStatus::Ok,
+                    (_, Some(r)) => r.status,
+                    (Some(st), None) => st,
+                    (None, None) => BlobStatus::Failed,
+                };
+                counts.status.bump(st);
+                (w.sha1, st)
+            })
+            .collect();
+        out.write(&rows)?;
+    }
     drop(store);
-    let after = BlobStores::open(&ctx.blobs())?;
-    let rows: Vec<(Sha1, BlobStatus)> = input
-        .wants
-        .iter()
-        .map(|w| {
-            let st = after
-                .get(&w.sha1)
-                .map_or(BlobStatus::Failed, |(_, r)| r.status);
-            counts.status.bump(st);
-            (w.sha1, st)
-        })
-        .collect();
-    fetched::write(&ctx.out.join(FETCHED), &rows)?;
-    counts.wanted = input.wants.len() as u64;
-    counts.already_stored = already;
+    out.finish()?;
     if counts.failed > 0 {
         log::warn!(
             "fetch shard {}: {} blobs failed every attempt; rerun to retry them",
@@ -425,7 +435,7 @@ impl super::Step for Step {
             .collect();
         wants.sort_by_key(|w| w.sha1);
         wants.dedup_by_key(|w| w.sha1);
-        run(ctx, Input { wants })
+        run(ctx, wants.into_iter())
     }
 
     fn merge(

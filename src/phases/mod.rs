@@ -58,6 +58,9 @@ pub enum PhaseError {
     /// Building the dataset.
     #[error(transparent)]
     Dataset(#[from] crate::dataset::DatasetError),
+    /// A hydration's input or options.
+    #[error(transparent)]
+    Hydrate(Box<crate::hydrate::HydrateError>),
     /// Another file of the work directory.
     #[error("{path}")]
     Io {
@@ -73,6 +76,15 @@ pub enum PhaseError {
     /// `merge` asked of a phase that does not shard.
     #[error("phase {0} is not sharded")]
     NotSharded(Phase),
+}
+
+impl From<crate::hydrate::HydrateError> for PhaseError {
+    fn from(e: crate::hydrate::HydrateError) -> Self {
+        match e {
+            crate::hydrate::HydrateError::Phase(p) => p,
+            e => PhaseError::Hydrate(Box::new(e)),
+        }
+    }
 }
 
 impl PhaseError {

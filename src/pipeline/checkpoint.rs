@@ -42,6 +42,19 @@ pub enum CheckpointError {
         /// The graph given now.
         given: String,
     },
+    /// A work directory of `unearth run` given to `unearth hydrate`, or the other way round.
+    #[error(
+        "work directory {workdir} holds checkpoints of {recorded}, not of {given}; use another \
+         workdir for each"
+    )]
+    OtherFlow {
+        /// The work directory.
+        workdir: PathBuf,
+        /// The job it holds.
+        recorded: &'static str,
+        /// The job given now.
+        given: &'static str,
+    },
     /// A folder that is not a work directory of unearth's.
     #[error(
         "{0} is not empty and is not an unearth work directory (it has no graph.json); \
@@ -95,7 +108,27 @@ fn first_version() -> u32 {
     1
 }
 
+/// The id a hydration's work directory records in place of a graph's: it has none.
+const HYDRATE_ID: &str = "hydrate";
+
 impl GraphFingerprint {
+    /// What a work directory of `unearth hydrate` records: no graph.
+    pub fn hydrate() -> Self {
+        Self {
+            basename: String::new(),
+            id: HYDRATE_ID.to_string(),
+            version: FINGERPRINT_VERSION,
+        }
+    }
+
+    /// The job the work directory serves.
+    pub fn flow(&self) -> crate::model::Flow {
+        match self.id == HYDRATE_ID {
+            true => crate::model::Flow::Hydrate,
+            false => crate::model::Flow::Run,
+        }
+    }
+
     /// Fingerprints the graph at `base` without reading its big files.
     pub fn of(base: &Path) -> Result<Self, CheckpointError> {
         if base.as_os_str().is_empty() {
@@ -294,6 +327,17 @@ impl Workdir {
                 if recorded.version != graph.version {
                     return Err(CheckpointError::OlderVersion(root.to_owned()));
                 }
+                if recorded.flow() != graph.flow() {
+                    let job = |f: crate::model::Flow| match f {
+                        crate::model::Flow::Run => "`unearth run`",
+                        crate::model::Flow::Hydrate => "`unearth hydrate`",
+                    };
+                    return Err(CheckpointError::OtherFlow {
+                        workdir: root.to_owned(),
+                        recorded: job(recorded.flow()),
+                        given: job(graph.flow()),
+                    });
+                }
                 if recorded.id != graph.id {
                     return Err(CheckpointError::OtherGraph {
                         workdir: root.to_owned(),
@@ -318,6 +362,12 @@ impl Workdir {
             root: root.to_owned(),
             graph,
         })
+    }
+
+    /// The graph recorded in the work directory `root`, if it is one.
+    pub fn recorded(root: &Path) -> Option<GraphFingerprint> {
+        let text = std::fs::read_to_string(root.join(GRAPH_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     /// Whether `root` is a work directory unearth made (it has a `graph.json`).

@@ -11,11 +11,12 @@
 //! when one is not: it never computes from outdated files.
 
 pub mod checkpoint;
+pub mod hydrate;
 
 use std::path::PathBuf;
 
 use crate::config::Config;
-use crate::model::{Counts, Phase, Shard};
+use crate::model::{Counts, Flow, Phase, Shard};
 use crate::phases::{self, Chunks, Context, Inputs, PhaseError, Step};
 
 pub use checkpoint::{CheckpointError, Currency, GraphFingerprint, PhaseManifest, Workdir};
@@ -85,6 +86,9 @@ pub enum PipelineError {
         /// Shards configured.
         count: usize,
     },
+    /// A phase that `unearth hydrate` does not have.
+    #[error("phase {0} is not part of `unearth hydrate` (its phases are content, fetch, export and dataset)")]
+    NotInFlow(Phase),
     /// A content phase without the export tables.
     #[error(
         "phase {0} needs `orc = \"<folder of the export tables>\"` or \
@@ -109,9 +113,35 @@ pub fn shard_name(phase: Phase, shard: Shard) -> String {
     format!("{phase}-{}", shard.dir_name())
 }
 
-/// Runs `$body` with `$S` the [`Step`] type of `$phase`: the one place phases are mapped to
-/// their modules.
+/// Runs `$body` with `$S` the [`Step`] type of `$phase` in `$flow`: the one place phases are
+/// mapped to their modules. A phase outside the flow is an error.
 macro_rules! with_step {
+    ($flow:expr, $phase:expr, $S:ident => $body:expr) => {
+        match ($flow, $phase) {
+            (Flow::Hydrate, Phase::Content) => {
+                type $S = crate::hydrate::ids::Step;
+                $body
+            }
+            (Flow::Hydrate, Phase::Fetch) => {
+                type $S = crate::hydrate::steps::FetchStep;
+                $body
+            }
+            (Flow::Hydrate, Phase::Export) => {
+                type $S = crate::hydrate::export::Step;
+                $body
+            }
+            (Flow::Hydrate, Phase::Dataset) => {
+                type $S = crate::hydrate::steps::DatasetStep;
+                $body
+            }
+            (Flow::Hydrate, phase) => Err(PipelineError::NotInFlow(phase)),
+            (Flow::Run, phase) => with_run_step!(phase, $S => $body),
+        }
+    };
+}
+
+/// [`with_step!`] for the phases of a run.
+macro_rules! with_run_step {
     ($phase:expr, $S:ident => $body:expr) => {
         match $phase {
             Phase::Plan => {
@@ -166,6 +196,7 @@ macro_rules! with_step {
 pub struct Pipeline {
     config: Config,
     workdir: Workdir,
+    flow: Flow,
     retry_missing: bool,
 }
 
@@ -178,8 +209,34 @@ impl Pipeline {
         Ok(Self {
             config,
             workdir,
+            flow: Flow::Run,
             retry_missing: false,
         })
+    }
+
+    /// Opens the work directory of `config` for `unearth hydrate` (no graph), refusing one of
+    /// `unearth run` and a folder that is not a work directory.
+    pub fn hydrate(config: Config) -> Result<Self, PipelineError> {
+        let workdir = Workdir::open(&config.workdir, GraphFingerprint::hydrate())?;
+        Ok(Self {
+            config,
+            workdir,
+            flow: Flow::Hydrate,
+            retry_missing: false,
+        })
+    }
+
+    /// The job this pipeline runs.
+    pub fn flow(&self) -> Flow {
+        self.flow
+    }
+
+    /// The phases this pipeline runs, in order.
+    pub fn phases(&self) -> Vec<Phase> {
+        match self.flow {
+            Flow::Run => self.config.phases(),
+            Flow::Hydrate => Flow::Hydrate.phases().to_vec(),
+        }
     }
 
     /// Fetch again the blobs recorded as missing or corrupt (`--retry-missing`).
@@ -200,8 +257,8 @@ impl Pipeline {
 
     /// Runs every phase of the configuration in order (see [`Config::phases`]).
     pub fn run_all(&self) -> Result<Vec<PhaseOutcome>, PipelineError> {
-        let phases = self.config.phases();
-        if phases.len() < Phase::ALL.len() {
+        let phases = self.phases();
+        if self.flow == Flow::Run && phases.len() < Phase::ALL.len() {
             log::info!(
                 "no `orc` or `digestmap` in the configuration: resolving only (plan to walk)"
             );
@@ -211,11 +268,16 @@ impl Pipeline {
 
     /// Runs the phases of the configuration up to `last`, in order.
     pub fn run_until(&self, last: Phase) -> Result<Vec<PhaseOutcome>, PipelineError> {
-        if last.needs_orc() && !self.config.joins_contents() {
+        if self.flow == Flow::Run && last.needs_orc() && !self.config.joins_contents() {
             return Err(PipelineError::NoOrc(last));
         }
-        Phase::ALL
-            .into_iter()
+        if !self.flow.phases().contains(&last) {
+            return Err(PipelineError::NotInFlow(last));
+        }
+        self.flow
+            .phases()
+            .iter()
+            .copied()
             .filter(|p| *p <= last)
             .map(|p| self.step(p))
             .collect()
@@ -239,35 +301,38 @@ impl Pipeline {
             });
         }
         self.check_upstream(phase)?;
-        with_step!(phase, S => self.shard::<S>(shard))
+        with_step!(self.flow, phase, S => self.shard::<S>(shard))
     }
 
     /// Merges the shards of a sharded phase, unless current.
     pub fn merge(&self, phase: Phase) -> Result<PhaseOutcome, PipelineError> {
         self.shards(phase)?;
         self.check_upstream(phase)?;
-        with_step!(phase, S => self.merge_step::<S>())
+        with_step!(self.flow, phase, S => self.merge_step::<S>())
     }
 
     /// Whether every phase upstream of `phase` is current; the first that is not is named.
     pub fn check_upstream(&self, phase: Phase) -> Result<(), PipelineError> {
-        if phase.needs_orc() && !self.config.joins_contents() {
+        if !self.flow.phases().contains(&phase) {
+            return Err(PipelineError::NotInFlow(phase));
+        }
+        if self.flow == Flow::Run && phase.needs_orc() && !self.config.joins_contents() {
             return Err(PipelineError::NoOrc(phase));
         }
-        self.check(phase, phase.upstream())
+        self.check(phase, phase.upstream_in(self.flow))
     }
 
     /// Whether `phase` and every phase upstream of it are current (what reading its output
     /// needs).
     pub fn check_done(&self, phase: Phase) -> Result<(), PipelineError> {
-        let mut all = phase.upstream();
+        let mut all = phase.upstream_in(self.flow);
         all.push(phase);
         self.check(phase, all)
     }
 
     fn check(&self, phase: Phase, upstream: Vec<Phase>) -> Result<(), PipelineError> {
         for up in upstream {
-            let currency = with_step!(up, S => self.currency::<S>())?;
+            let currency = with_step!(self.flow, up, S => self.currency::<S>())?;
             match currency {
                 Currency::Current(_) => {}
                 Currency::Missing if up == phase => return Err(PipelineError::NotDone(phase)),
@@ -288,14 +353,18 @@ impl Pipeline {
     }
 
     fn shards(&self, phase: Phase) -> Result<usize, PipelineError> {
-        self.config
-            .shards
-            .of(phase)
+        self.shards_of(phase)
             .ok_or(PipelineError::NotSharded(phase))
     }
 
+    /// Shards of `phase` in this flow, or `None` when it runs as one job.
+    pub fn shards_of(&self, phase: Phase) -> Option<usize> {
+        phase.sharding_in(self.flow)?;
+        self.config.shards.of(phase)
+    }
+
     fn step(&self, phase: Phase) -> Result<PhaseOutcome, PipelineError> {
-        let outcome = with_step!(phase, S => self.whole::<S>())?;
+        let outcome = with_step!(self.flow, phase, S => self.whole::<S>())?;
         // Published whether the phase ran or was current: the copy at `out` may be new.
         if let (Phase::Dataset, Some(out)) = (phase, &self.config.dataset.out) {
             let built = self.workdir.phase_dir(phase.name());
@@ -308,7 +377,7 @@ impl Pipeline {
     }
 
     fn whole<S: Step>(&self) -> Result<PhaseOutcome, PipelineError> {
-        match self.config.shards.of(S::PHASE) {
+        match self.shards_of(S::PHASE) {
             Some(n) => {
                 for index in 0..n {
                     self.shard::<S>(Shard { index, count: n })?;
@@ -324,7 +393,7 @@ impl Pipeline {
         let phase = S::PHASE;
         let mut inputs = S::inputs(&self.config, shard.unwrap_or(Shard::ALL))
             .map_err(|source| PipelineError::Phase { phase, source })?;
-        for d in phase.deps() {
+        for d in phase.deps_in(self.flow) {
             let m = self
                 .workdir
                 .manifest(d.name())?
@@ -372,7 +441,7 @@ impl Pipeline {
         if self.workdir.manifest(phase.name())?.is_none() {
             return Ok(Currency::Missing);
         }
-        let inputs = match phase.sharding() {
+        let inputs = match self.shards_of(phase) {
             Some(_) => match self.merged_inputs::<S>() {
                 Ok((inputs, _)) => inputs,
                 Err(PipelineError::Missing { needs, .. }) => {
