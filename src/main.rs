@@ -73,10 +73,11 @@ enum Command {
         /// Slurm job does; the phases before it must be done.
         #[arg(long, value_enum)]
         phase: Option<Phase>,
-        /// With --phase fetch: run only shard I of N, e.g. 3/8 (N must be `[shards] fetch`).
+        /// With --phase fetch or dataset: run only shard I of N, e.g. 3/8 (N must be
+        /// `[shards] fetch` or `[shards] dataset`).
         #[arg(long, requires = "phase", conflicts_with = "merge")]
         shard: Option<Shard>,
-        /// With --phase fetch: merge the shards (all must be done).
+        /// With --phase fetch or dataset: merge the shards (all must be done).
         #[arg(long, requires = "phase")]
         merge: bool,
         /// Fetch again the blobs recorded as missing or corrupt.
@@ -230,7 +231,8 @@ enum SlurmCommand {
         #[arg(long, requires = "evolve")]
         repos: Option<PathBuf>,
         /// Submit `unearth hydrate` instead of the pipeline: its content, fetch (an array of
-        /// `[shards] fetch` tasks and a merge), export and dataset jobs.
+        /// `[shards] fetch` tasks and a merge), export and dataset (an array of `[shards]
+        /// dataset` tasks and a merge) jobs.
         #[arg(long, conflicts_with = "evolve")]
         hydrate: bool,
     },

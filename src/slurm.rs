@@ -338,7 +338,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hydrate_jobs_shard_only_the_fetch() {
+    fn hydrate_jobs_shard_the_fetch_and_the_dataset_only() {
         let mut config: Config = toml::from_str("workdir = \"w\"").unwrap();
         config.shards.content = 3;
         config.shards.fetch = 4;

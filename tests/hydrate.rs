@@ -240,8 +240,11 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
     // fresh work directory, gives the same rows; a phase asked for before the one it reads
     // is refused, naming it.
     let sharded_work = format!("workdir={}", tmp.path().join("work-sharded").display());
+    let published = tmp.path().join("published");
+    let sharded_out = format!("dataset.out={}", published.display());
     let sharded = |extra: &[&str]| {
         let mut args = vec!["hydrate", "--set", "shards.fetch=3", "--set", &sharded_work];
+        args.extend_from_slice(&["--set", &sharded_out]);
         args.extend_from_slice(extra);
         unearth_with(&args, &config)
     };
@@ -255,7 +258,8 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
         &["--phase", "fetch", "--shard", "1/3"],
         &["--phase", "fetch", "--merge"],
         &["--phase", "export"],
-        &["--phase", "dataset"],
+        &["--phase", "dataset", "--shard", "0/1"],
+        &["--phase", "dataset", "--merge"],
     ] {
         let o = sharded(step);
         assert!(
@@ -270,6 +274,8 @@ fn hydrates_stack_v2_ids_through_loopback_s3_with_statuses_and_decoding() {
         assert_eq!((&a.status, &a.content), (&b.status, &b.content));
     }
     assert!(tmp.path().join("work-sharded/hydrate.json").is_file());
+    // The merge job publishes the dataset at `[dataset] out`.
+    assert!(published.join("README.md").is_file());
 
     // A license filter over rows that carry no license column is refused, naming it.
     let filtered = tmp.path().join("filtered.toml");

@@ -324,7 +324,11 @@ fn slurm_dry_run_renders_arrays_chains_and_quoted_values() {
     );
     // Rendered scripts are valid shell.
     let scripts: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("# /")).collect();
-    assert_eq!(scripts.len(), 15);
+    assert_eq!(
+        scripts.len(),
+        16,
+        "11 phases, 5 of them an array and a merge"
+    );
     for s in scripts {
         let path = format!("/{s}");
         assert!(

@@ -1,21 +1,23 @@
 //! Building a Stack-style dataset from export-shaped Parquet parts (the export's, or
 //! `hydrate`'s): the work of the `dataset` phase and of `unearth hydrate`.
 //!
-//! Two passes over the parts, in order. The first derives each text row's columns (language
-//! by linguist's method, `is_vendor`, `is_generated`, the quality columns), applies the
-//! filters, and offers the rows that pass to deduplication ([`super::dedup`]: exact by sha1,
-//! near by MinHash LSH). The second derives them again, writes the kept rows into
-//! `data/<language>/` ([`super::layout`]) and every other row, with the reason, into
-//! `removed.parquet`; then the card, `metadata.json` and the funnel picture ([`super::card`],
-//! [`super::funnel`]).
+//! Two passes over the parts, in order. The first ([`build_shard`], once per shard of the
+//! phase) derives each text row's columns (language by linguist's method, `is_vendor`,
+//! `is_generated`, the quality columns), applies the filters, and offers the rows that pass
+//! to the shard's part of the deduplication ([`super::dedup`]: exact by sha1, near by MinHash
+//! LSH). The second ([`build_merge`]) joins the clusters, derives again, writes the kept
+//! rows into `data/<language>/` ([`super::layout`]) and every other row, with the reason,
+//! into `removed.parquet`; then the card, `metadata.json` and the funnel picture
+//! ([`super::card`], [`super::funnel`]).
 //!
 //! Parts are read by column name: `status`, `sha1`, `rel_path`, `content` must be there;
 //! `sha1_git`, `repo`, `revision`, `snapshot`, `origin_url`, `src_encoding`, `row_id` and the
 //! quality columns are used when they are; every other column is the input's own and is
 //! carried.
 //!
-//! Memory: one batch and its derived columns, the sort budget, one `u32` and one bit per
-//! candidate row (the clusters), the open writers' row groups ([`super::layout::BUFFERED`]).
+//! Memory: a shard holds one batch and its derived columns and the sort budget; the merge one
+//! batch, one `u32` and one bit per candidate row (the clusters), the signatures mapped, and
+//! the open writers' row groups ([`super::layout::BUFFERED`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

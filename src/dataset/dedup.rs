@@ -191,31 +191,30 @@ impl PairWriter {
     }
 }
 
-/// The pairs of a pair file, streamed.
-fn read_pairs(path: &Path) -> Result<impl Iterator<Item = (u32, u32)>, DedupError> {
+/// Calls `each` on every pair of a pair file, in order, streamed; a file cut short or
+/// unreadable is an error, never fewer pairs.
+fn for_each_pair(
+    path: &Path,
+    mut each: impl FnMut(u32, u32) -> Result<(), DedupError>,
+) -> Result<(), DedupError> {
     let file = File::open(path).map_err(io(path))?;
+    let len = file.metadata().map_err(io(path))?.len();
+    if len % 8 != 0 {
+        return Err(DedupError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!("{len} bytes: not whole pairs of 8 bytes")),
+        });
+    }
     let mut r = std::io::BufReader::with_capacity(1 << 20, file);
-    let path = path.to_owned();
-    let mut failed = false;
-    Ok(std::iter::from_fn(move || {
-        if failed {
-            return None;
-        }
-        let mut b = [0u8; 8];
-        match std::io::Read::read_exact(&mut r, &mut b) {
-            Ok(()) => Some((
-                u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-            )),
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                    log::error!("{}: {e}", path.display());
-                }
-                failed = true;
-                None
-            }
-        }
-    }))
+    let mut b = [0u8; 8];
+    for _ in 0..len / 8 {
+        std::io::Read::read_exact(&mut r, &mut b).map_err(io(path))?;
+        each(
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        )?;
+    }
+    Ok(())
 }
 
 impl Dedup {
@@ -285,6 +284,9 @@ impl Dedup {
                     near.sorter
                         .push(BandKey(band as u16, key, first + i as u32))?;
                 }
+                // Native byte order: the merge only compares values of one file with each
+                // other, which any order keeps (band keys are hashed from little-endian
+                // bytes).
                 let bytes: &[u8] = bytemuck::cast_slice(sig);
                 let path = self.out.join(SIGNATURES);
                 near.signatures.write_all(bytes).map_err(io(&path))?;
@@ -367,11 +369,12 @@ pub fn clusters(
         if !path.exists() {
             continue;
         }
-        for (first, row) in read_pairs(&path)? {
+        for_each_pair(&path, |first, row| {
             in_range(&path, first, row)?;
             sets.union(first, row);
             exact[row as usize / 64] |= 1 << (row % 64);
-        }
+            Ok(())
+        })?;
     }
     if let Some(o) = near {
         let hasher = MinHasher::new(o).ok_or(DedupError::Options)?;
@@ -413,14 +416,15 @@ pub fn clusters(
         };
         for dir in shards {
             let path = dir.join(NEAR_PAIRS);
-            for (a, b) in read_pairs(&path)? {
+            for_each_pair(&path, |a, b| {
                 in_range(&path, a, b)?;
                 counts.pairs_checked += 1;
                 if similarity(a, b) >= hasher.threshold() {
                     counts.pairs_similar += 1;
                     sets.union(a, b);
                 }
-            }
+                Ok(())
+            })?;
         }
     }
     let representative = sets.representatives();

@@ -332,8 +332,10 @@ fn tally(joined: TaskResult, counts: &mut FetchCounts) {
     }
 }
 
-/// Blobs fetched per round: one round's wanted list and statuses are all a fetch holds.
-const ROUND: usize = 1 << 16;
+/// Blobs fetched per round. A round's wanted list and statuses (about 64 MB) are what the
+/// fetch holds beside the store indexes; each round starts its requests afresh (the
+/// adaptive limit relearns from its initial value), which a million blobs amortise.
+const ROUND: usize = 1 << 20;
 
 /// Fetches `wants` (one shard's blobs, sorted by sha1, distinct) into the shard's pack store,
 /// a round at a time, and writes their statuses to `ctx.out/fetched.parquet`.
@@ -363,7 +365,18 @@ pub fn run(ctx: &Context, wants: impl Iterator<Item = Want>) -> Result<FetchCoun
         counts.already_stored += (round.len() - todo.len()) as u64;
         counts.wanted += round.len() as u64;
         let c = fetch_all(&todo, &mut store, opts, tag)?;
+        // Within a shard the lowest limit is the lowest of its rounds, and the end is the
+        // last round's (`add` keeps the largest, which is right across shards only).
+        let (low, end) = (counts.concurrency_low, counts.concurrency_end);
         counts.add(&c);
+        if !todo.is_empty() {
+            counts.concurrency_end = c.concurrency_end;
+            if low > 0 {
+                counts.concurrency_low = low.min(c.concurrency_low);
+            }
+        } else {
+            (counts.concurrency_low, counts.concurrency_end) = (low, end);
+        }
         let rows: Vec<(Sha1, BlobStatus)> = round
             .iter()
             .map(|w| {

@@ -308,7 +308,9 @@ impl Pipeline {
     pub fn merge(&self, phase: Phase) -> Result<PhaseOutcome, PipelineError> {
         self.shards(phase)?;
         self.check_upstream(phase)?;
-        with_step!(self.flow, phase, S => self.merge_step::<S>())
+        let outcome = with_step!(self.flow, phase, S => self.merge_step::<S>())?;
+        self.publish(phase)?;
+        Ok(outcome)
     }
 
     /// Whether every phase upstream of `phase` is current; the first that is not is named.
@@ -365,7 +367,13 @@ impl Pipeline {
 
     fn step(&self, phase: Phase) -> Result<PhaseOutcome, PipelineError> {
         let outcome = with_step!(self.flow, phase, S => self.whole::<S>())?;
-        // Published whether the phase ran or was current: the copy at `out` may be new.
+        self.publish(phase)?;
+        Ok(outcome)
+    }
+
+    /// After the dataset (whole, or its merge job), its copy at `[dataset] out`: published
+    /// whether the phase ran or was current, as the copy at `out` may be new.
+    fn publish(&self, phase: Phase) -> Result<(), PipelineError> {
         if let (Phase::Dataset, Some(out)) = (phase, &self.config.dataset.out) {
             let built = self.workdir.phase_dir(phase.name());
             crate::dataset::publish(&built, out).map_err(|e| PipelineError::Phase {
@@ -373,7 +381,7 @@ impl Pipeline {
                 source: PhaseError::io(out, e),
             })?;
         }
-        Ok(outcome)
+        Ok(())
     }
 
     fn whole<S: Step>(&self) -> Result<PhaseOutcome, PipelineError> {
