@@ -113,11 +113,18 @@ fn join_git_ids(
     })?;
     let mut sorted: Vec<Sha1Git> = needed.iter().copied().collect();
     sorted.sort();
-    let joined = match (&config.digestmap, &config.orc) {
+    let joined = join_ids(config, &needed)?;
+    Ok((joined, sorted))
+}
+
+/// The answers for the git ids `needed`: from the digestmap (a lookup per id) when there is
+/// one, else from the ORC tables.
+fn join_ids(config: &Config, needed: &HashSet<Sha1Git, IdHash>) -> Result<JoinMap, HydrateError> {
+    match (&config.digestmap, &config.orc) {
         (Some(dir), _) => {
             let map = DigestMap::open(dir)?;
             let mut joined = JoinMap::default();
-            for id in &sorted {
+            for id in needed {
                 if let Some(sha1) = map.sha1(id)? {
                     let k = Known {
                         sha1: Some(sha1),
@@ -128,19 +135,15 @@ fn join_git_ids(
                     joined.insert(*id, k);
                 }
             }
-            joined
+            Ok(joined)
         }
-        (None, Some(orc)) => orc_join(orc, &needed)?,
-        (None, None) => {
-            return Err(HydrateError::Config(format!(
-                "id_kind {} is joined to sha1 through SWH's digestmap or the ORC content \
-                 tables: set `digestmap = \"<folder>\"` or `orc = \"<folder>\"` in the \
-                 configuration",
-                kind.as_str()
-            )))
-        }
-    };
-    Ok((joined, sorted))
+        (None, Some(orc)) => orc_join(orc, needed),
+        (None, None) => Err(HydrateError::Config(format!(
+            "id_kind {} is joined to sha1 through SWH's digestmap or the ORC content tables: \
+             set `digestmap = \"<folder>\"` or `orc = \"<folder>\"` in the configuration",
+            config.hydrate.id_kind.as_str()
+        ))),
+    }
 }
 
 /// The ORC tables' answers for `needed`: every table file read in parallel.
@@ -347,32 +350,7 @@ pub fn first_sha1s(config: &Config, n: usize) -> Result<Vec<Sha1>, HydrateError>
                 .iter()
                 .filter_map(|id| git_id(kind, id.trim()))
                 .collect();
-            Some(match (&config.digestmap, &config.orc) {
-                (None, Some(orc)) => orc_join(orc, &needed)?,
-                _ => {
-                    let map = config
-                        .digestmap
-                        .as_ref()
-                        .map(|d| DigestMap::open(d))
-                        .transpose()?;
-                    let mut joined = JoinMap::default();
-                    for id in &needed {
-                        if let Some(sha1) = map.as_ref().map(|m| m.sha1(id)).transpose()?.flatten()
-                        {
-                            joined.insert(
-                                *id,
-                                Known {
-                                    sha1: Some(sha1),
-                                    length: None,
-                                    status: ContentStatus::Visible,
-                                    reason: None,
-                                },
-                            );
-                        }
-                    }
-                    joined
-                }
-            })
+            Some(join_ids(config, &needed)?)
         }
     };
     let ids = Ids::new(config, join);

@@ -58,22 +58,13 @@ fn build_of<'a>(
     describe: &'a str,
 ) -> Build<'a> {
     let config = ctx.config;
-    Build {
-        licenses: None,
-        parts,
-        input_rows,
-        out: ctx.out,
-        scratch: ctx.scratch,
-        options: &config.dataset,
-        sort_budget: config.options.sort_memory_mb << 20,
-        source: serde_json::json!({
-            "metadata": config.metadata,
-            "id_column": config.hydrate.id_column,
-            "id_kind": config.hydrate.id_kind.as_str(),
-            "store": config.fetch.store,
-        }),
-        describe,
-    }
+    let source = serde_json::json!({
+        "metadata": config.metadata,
+        "id_column": config.hydrate.id_column,
+        "id_kind": config.hydrate.id_kind.as_str(),
+        "store": config.fetch.store,
+    });
+    crate::phases::dataset::build_in(ctx, parts, input_rows, None, source, describe)
 }
 
 fn describe(config: &Config) -> String {

@@ -58,7 +58,30 @@ fn licenses(ctx: &Context) -> Result<(Table, BuildCounts), PhaseError> {
     Ok((table, counts))
 }
 
-/// What a build of the run's dataset reads, writing into `out`.
+/// A build of the dataset phase (of a run or a hydration) into `ctx.out`, with the
+/// configuration's dataset options and sort budget.
+pub fn build_in<'a>(
+    ctx: &'a Context,
+    parts: &'a [std::path::PathBuf],
+    input_rows: u64,
+    licenses: Option<&'a Table>,
+    source: serde_json::Value,
+    describe: &'a str,
+) -> Build<'a> {
+    Build {
+        parts,
+        input_rows,
+        out: ctx.out,
+        scratch: ctx.scratch,
+        options: &ctx.config.dataset,
+        sort_budget: ctx.config.options.sort_memory_mb << 20,
+        licenses,
+        source,
+        describe,
+    }
+}
+
+/// What a build of the run's dataset reads.
 fn build_of<'a>(
     ctx: &'a Context,
     parts: &'a [std::path::PathBuf],
@@ -66,21 +89,11 @@ fn build_of<'a>(
     licenses: &'a Table,
     describe: &'a str,
 ) -> Build<'a> {
-    let config = ctx.config;
-    Build {
-        parts,
-        input_rows,
-        out: ctx.out,
-        scratch: ctx.scratch,
-        options: &config.dataset,
-        sort_budget: config.options.sort_memory_mb << 20,
-        licenses: Some(licenses),
-        source: serde_json::json!({
-            "metadata": config.metadata,
-            "graph": config.graph,
-        }),
-        describe,
-    }
+    let source = serde_json::json!({
+        "metadata": ctx.config.metadata,
+        "graph": ctx.config.graph,
+    });
+    build_in(ctx, parts, input_rows, Some(licenses), source, describe)
 }
 
 fn describe(config: &Config) -> String {
