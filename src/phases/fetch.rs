@@ -19,7 +19,7 @@
 //! Memory: one index record per stored blob (in a hash map) and the blobs in flight (at most
 //! `memory_mb`, or one blob when it alone is larger).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -194,7 +194,8 @@ async fn fetch_one(w: &Want, source: &Source, opts: &FetchOptions, limiter: &Lim
 type Stored = (Sha1, BlobStatus, Option<Vec<u8>>);
 
 /// Fetches every blob of `todo` into `store`, recording statuses against `tag`; returns the
-/// counts (requests, retries, fetched, failed).
+/// counts (requests, retries, fetched, failed, and how the limit moved). One batch: see
+/// [`Fetcher`] for several.
 pub fn fetch_all(
     todo: &[Want],
     store: &mut PackStore,
@@ -204,54 +205,105 @@ pub fn fetch_all(
     if todo.is_empty() {
         return Ok(FetchCounts::default());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| PhaseError::io(store.dir(), e))?;
-    let source = runtime.block_on(Source::from_options(opts))?;
-    let store_dir = store.dir().to_owned();
-    let store_dir = store_dir.as_path();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Stored>(64);
-    let counts = std::thread::scope(|s| -> Result<FetchCounts, PhaseError> {
-        // The writer: the only place the store is written, in arrival order.
-        let writer = s.spawn(move || -> Result<(), StoreError> {
-            let mut since_sync = 0usize;
-            for (sha1, status, data) in rx {
-                since_sync += data.as_ref().map_or(0, Vec::len);
-                store.put(sha1, status, data.as_deref(), tag)?;
-                if since_sync > 256 << 20 {
-                    store.sync()?;
-                    since_sync = 0;
+    Fetcher::new(opts, store.dir())?.fetch(todo, store, tag)
+}
+
+/// One fetch's requests, batch after batch: one runtime, one client of the source and one
+/// adaptive limit for all of them, so that a batch starts at the limit the last one reached
+/// instead of learning it again from `initial_concurrency`.
+pub struct Fetcher {
+    /// `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+    source: Source,
+    limiter: Arc<Limiter>,
+    opts: FetchOptions,
+}
+
+impl Fetcher {
+    /// Connects to the source `opts` names; `dir` is named by the error when no runtime
+    /// can start.
+    pub fn new(opts: &FetchOptions, dir: &Path) -> Result<Self, PhaseError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PhaseError::io(dir, e))?;
+        let source = runtime.block_on(Source::from_options(opts))?;
+        Ok(Self {
+            runtime: Some(runtime),
+            source,
+            limiter: Limiter::new(opts.initial_concurrency, opts.concurrency, opts.adaptive),
+            opts: opts.clone(),
+        })
+    }
+
+    /// Fetches every blob of `todo` into `store`, recording statuses against `tag`. The
+    /// counts are this batch's, except the limit's figures, which are the whole session's
+    /// so far (its peak, low, cuts and current limit).
+    pub fn fetch(
+        &self,
+        todo: &[Want],
+        store: &mut PackStore,
+        tag: u32,
+    ) -> Result<FetchCounts, PhaseError> {
+        let Some(runtime) = self.runtime.as_ref() else {
+            return Ok(FetchCounts::default());
+        };
+        let store_dir = store.dir().to_owned();
+        let store_dir = store_dir.as_path();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Stored>(64);
+        std::thread::scope(|s| -> Result<FetchCounts, PhaseError> {
+            // The writer: the only place the store is written, in arrival order.
+            let writer = s.spawn(move || -> Result<(), StoreError> {
+                let mut since_sync = 0usize;
+                for (sha1, status, data) in rx {
+                    since_sync += data.as_ref().map_or(0, Vec::len);
+                    store.put(sha1, status, data.as_deref(), tag)?;
+                    if since_sync > 256 << 20 {
+                        store.sync()?;
+                        since_sync = 0;
+                    }
+                }
+                store.sync()
+            });
+            let counts = runtime.block_on(run_requests(
+                todo,
+                &self.source,
+                &self.opts,
+                &self.limiter,
+                tx,
+            ));
+            match writer.join() {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(PhaseError::io(
+                        store_dir,
+                        std::io::Error::other("the blob store's writer thread stopped"),
+                    ));
                 }
             }
-            store.sync()
-        });
-        let counts = runtime.block_on(run_requests(todo, &source, opts, tx));
-        match writer.join() {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(PhaseError::io(
-                    store_dir,
-                    std::io::Error::other("the blob store's writer thread stopped"),
-                ));
-            }
+            Ok(counts)
+        })
+    }
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        // A runtime whose blocking readers are stuck (a hung file system) must not hold the
+        // process: what remains in flight is abandoned.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
         }
-        Ok(counts)
-    })?;
-    // A runtime whose blocking readers are stuck (a hung file system) must not hold the
-    // process: what remains in flight is abandoned.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    Ok(counts)
+    }
 }
 
 async fn run_requests(
     todo: &[Want],
     source: &Source,
     opts: &FetchOptions,
+    limiter: &Arc<Limiter>,
     tx: std::sync::mpsc::SyncSender<Stored>,
 ) -> FetchCounts {
     use dsi_progress_logger::ProgressLog;
-    let limiter = Limiter::new(opts.initial_concurrency, opts.concurrency, opts.adaptive);
     // Memory of the bodies in flight, in KiB: a request holds its blob's cap (the compressed
     // body) plus its length (the bytes it inflates to) until its result is handed on.
     let budget = (opts.memory_mb.max(1) << 10).min(tokio::sync::Semaphore::MAX_PERMITS);
@@ -333,8 +385,8 @@ fn tally(joined: TaskResult, counts: &mut FetchCounts) {
 }
 
 /// Blobs fetched per round. A round's wanted list and statuses (about 64 MB) are what the
-/// fetch holds beside the store indexes; each round starts its requests afresh (the
-/// adaptive limit relearns from its initial value), which a million blobs amortise.
+/// fetch holds beside the store indexes; the rounds share one [`Fetcher`], so the limit
+/// carries from one to the next, and a round's last slow requests hold up only its own end.
 const ROUND: usize = 1 << 20;
 
 /// Fetches `wants` (one shard's blobs, sorted by sha1, distinct) into the shard's pack store,
@@ -354,6 +406,7 @@ pub fn run(ctx: &Context, wants: impl Iterator<Item = Want>) -> Result<FetchCoun
     let mut counts = FetchCounts::default();
     let mut wants = wants.peekable();
     let mut round: Vec<Want> = Vec::with_capacity(ROUND.min(1024));
+    let mut fetcher: Option<Fetcher> = None;
     while wants.peek().is_some() {
         round.clear();
         round.extend(wants.by_ref().take(ROUND));
@@ -364,18 +417,22 @@ pub fn run(ctx: &Context, wants: impl Iterator<Item = Want>) -> Result<FetchCoun
             .collect();
         counts.already_stored += (round.len() - todo.len()) as u64;
         counts.wanted += round.len() as u64;
-        let c = fetch_all(&todo, &mut store, opts, tag)?;
-        // Within a shard the lowest limit is the lowest of its rounds, and the end is the
-        // last round's (`add` keeps the largest, which is right across shards only).
-        let (low, end) = (counts.concurrency_low, counts.concurrency_end);
-        counts.add(&c);
         if !todo.is_empty() {
+            // Connected only when some blob is wanted: a rerun with everything stored needs
+            // no source.
+            let f = match fetcher.take() {
+                Some(f) => f,
+                None => Fetcher::new(opts, &own)?,
+            };
+            let c = f.fetch(&todo, &mut store, tag);
+            fetcher = Some(f);
+            let c = c?;
+            counts.add(&c);
+            // The limit's figures are the session's so far, not this round's.
+            counts.concurrency_peak = c.concurrency_peak;
             counts.concurrency_end = c.concurrency_end;
-            if low > 0 {
-                counts.concurrency_low = low.min(c.concurrency_low);
-            }
-        } else {
-            (counts.concurrency_low, counts.concurrency_end) = (low, end);
+            counts.concurrency_low = c.concurrency_low;
+            counts.throttle_cuts = c.throttle_cuts;
         }
         let rows: Vec<(Sha1, BlobStatus)> = round
             .iter()
@@ -395,6 +452,7 @@ pub fn run(ctx: &Context, wants: impl Iterator<Item = Want>) -> Result<FetchCoun
             .collect();
         out.write(&rows)?;
     }
+    drop(fetcher);
     drop(store);
     out.finish()?;
     if counts.failed > 0 {
