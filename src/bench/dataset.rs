@@ -66,10 +66,10 @@ pub fn report(a: &ArchiveFigures, d: &DatasetFigures) -> String {
         .unwrap_or_else(|| "-".into());
     format!(
         "\n| dataset: rows | kept | dedup candidates | exact / near dups | dedup s | dedup rows/s | \
-         license revisions | license files | texts matched | license s | license rows/s | \
+         license revisions | license files | texts matched / reused | license s | license rows/s | \
          license files/s | phase wall s | two passes over the parts / raw read of them |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n\
-         | {} | {} | {} | {} / {} | {:.2} | {:.0} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.1} | {vs_raw} |\n",
+         | {} | {} | {} | {} / {} | {:.2} | {:.0} | {} | {} | {} / {} | {:.2} | {:.0} | {:.1} | {:.1} | {vs_raw} |\n",
         c.rows,
         c.status.get(DatasetStatus::Kept),
         c.dedup_candidates,
@@ -80,6 +80,7 @@ pub fn report(a: &ArchiveFigures, d: &DatasetFigures) -> String {
         c.license_revisions,
         c.license_files,
         c.license_texts_matched,
+        c.license_texts_reused,
         c.license_micros as f64 / 1e6,
         d.license_rate(),
         d.license_files_rate(),

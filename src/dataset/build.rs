@@ -92,6 +92,8 @@ pub struct BuildCounts {
     pub license_files: u64,
     /// Distinct license texts matched against the SPDX texts.
     pub license_texts_matched: u64,
+    /// Distinct license texts answered from a matched text with the same n-grams.
+    pub license_texts_reused: u64,
     /// Distinct license texts the blob store lacks.
     pub license_texts_unreadable: u64,
     /// Microseconds of license detection.
@@ -114,6 +116,7 @@ impl Counts for BuildCounts {
         self.license_revisions += o.license_revisions;
         self.license_files += o.license_files;
         self.license_texts_matched += o.license_texts_matched;
+        self.license_texts_reused += o.license_texts_reused;
         self.license_texts_unreadable += o.license_texts_unreadable;
         self.license_micros += o.license_micros;
         self.status.merge(&o.status);

@@ -21,9 +21,15 @@
 //! A file over [`MAX_FILE_BYTES`] is not matched: like a file the store lacks, it counts as no
 //! license, and in `texts_unreadable`.
 //!
+//! Most license files are a standard text with their own copyright line, which the matcher's
+//! normalisation drops: a text whose n-grams equal those of an earlier text that matched a
+//! license as a whole (no stretch searched) takes that text's answer, which is the one the
+//! matcher would give, at the cost of its normalisation alone ([`match_texts`]).
+//!
 //! Memory: the matcher's store (the SPDX texts' n-grams, about 40 MB), one chunk of
-//! [`CHUNK`] license files and their texts, and the answers of at most [`CACHE`] distinct
-//! texts (the same license file is met in many revisions of a repository).
+//! [`CHUNK`] license files and their texts, the answers of at most [`CACHE`] distinct texts
+//! (the same license file is met in many revisions of a repository), and the n-grams of at
+//! most [`SHAPES`] texts of at most [`SHAPE_BYTES`].
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -48,6 +54,18 @@ pub const CHUNK: usize = 4096;
 
 /// Distinct license texts whose answers are remembered.
 pub const CACHE: usize = 1 << 16;
+
+/// The whole-text score above which the scanner searches no stretch (askalono's default).
+const SHALLOW_LIMIT: f32 = 0.99;
+
+/// Shapes of license texts (see [`shape_key`]) whose answers and n-grams are remembered: the
+/// first met, since each is a standard license text (its answer cleared the shallow limit),
+/// and the common ones come early and often.
+pub const SHAPES: usize = 256;
+
+/// The longest text whose n-grams are remembered (the SPDX texts most files copy are under
+/// 40 kB), so that the shapes hold at most a few hundred kB each.
+pub const SHAPE_BYTES: usize = 64 << 10;
 
 /// Passes of the search for further licenses in one file.
 pub const MAX_PASSES: u16 = 4;
@@ -116,12 +134,20 @@ impl Detector {
 
     /// The licenses in `text`, each once with its best score, best first.
     pub fn detect(&self, text: &str) -> Vec<Found> {
-        let data = TextData::new(text);
+        self.answer(&TextData::new(text)).0
+    }
+
+    /// The licenses in a normalised text, and whether the answer depends on its n-grams
+    /// alone: when the best whole-text score clears the scanner's shallow limit no stretch
+    /// is searched, so any text with the same n-grams gets the same answer.
+    fn answer(&self, data: &TextData) -> (Vec<Found>, bool) {
         let scanner = Scanner::new(&self.store)
             .confidence_threshold(self.threshold)
+            .shallow_limit(SHALLOW_LIMIT)
             .optimize(true)
             .max_passes(MAX_PASSES);
-        let result = scanner.scan(&data);
+        let result = scanner.scan(data);
+        let whole = result.score > self.threshold && result.score > SHALLOW_LIMIT;
         let mut found: Vec<(&str, f32)> = result
             .containing
             .iter()
@@ -140,7 +166,7 @@ impl Detector {
             add_found(&mut out, (i, score));
         }
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
+        (out, whole && result.containing.is_empty())
     }
 
     /// The type of a set of detected licenses.
@@ -305,8 +331,11 @@ pub struct LicenseCounts {
     pub revisions: u64,
     /// License files matched (a text met again is answered from the cache).
     pub files: u64,
-    /// Distinct texts matched.
+    /// Distinct texts matched against the SPDX texts.
     pub texts_matched: u64,
+    /// Distinct texts answered from another text with the same n-grams (the same license
+    /// whose copyright lines differ), each checked for it.
+    pub texts_reused: u64,
     /// Distinct license texts not matched: the store lacks their bytes (skipped, missing or
     /// damaged blobs), or they are over [`MAX_FILE_BYTES`].
     pub texts_unreadable: u64,
@@ -361,6 +390,7 @@ pub fn detect_all(
     let mut out = FlatWriter::create(&path)?;
     let mut counts = LicenseCounts::default();
     let mut cache: HashMap<Sha1Git, Vec<Found>> = HashMap::new();
+    let mut shapes: Shapes = HashMap::new();
     let mut pl = dsi_progress_logger::progress_logger!(
         item_name = "license file",
         expected_updates = Some(roots.len())
@@ -391,15 +421,11 @@ pub fn detect_all(
             .collect();
         todo.sort_unstable();
         todo.dedup();
-        let matched: Vec<(Sha1Git, Option<Vec<Found>>)> = todo
-            .par_iter()
-            .map(|id| {
-                let bytes = read(*id, join, store)?;
-                let found = bytes.map(|b| detector.detect(&String::from_utf8_lossy(&b)));
-                Ok((*id, found))
-            })
-            .collect::<Result<_, LicenseError>>()?;
-        counts.texts_matched += matched.len() as u64;
+        let text = |id: &Sha1Git| -> Result<Option<String>, LicenseError> {
+            let bytes = read(*id, join, store)?;
+            Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        };
+        let matched = match_texts(detector, &todo, text, &mut shapes, &mut counts)?;
         for (id, found) in matched {
             counts.texts_unreadable += found.is_none() as u64;
             cache.insert(id, found.unwrap_or_default());
@@ -428,6 +454,113 @@ pub fn detect_all(
         names: detector.names.clone(),
     };
     Ok((table, counts))
+}
+
+/// Answers by shape key: the licenses found and the n-grams of the text they were found in,
+/// kept only when the answer depends on the n-grams alone.
+type Shapes = HashMap<u64, (Vec<Found>, TextData)>;
+
+/// Each text's licenses (`None`: unreadable).
+type Answers = Vec<(Sha1Git, Option<Vec<Found>>)>;
+
+/// The key under which texts that may differ only in their copyright lines meet: the text,
+/// lower-cased, without its lines that name a copyright, every run of blanks one space.
+/// Equal keys only propose a shared answer; [`match_texts`] checks the n-grams.
+fn shape_key(text: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for line in text.lines() {
+        let lower = line.to_lowercase();
+        if lower.contains("copyright") || lower.contains("(c)") || lower.contains('\u{a9}') {
+            continue;
+        }
+        for word in lower.split_whitespace() {
+            h.update(word.as_bytes());
+            h.update(b" ");
+        }
+    }
+    h.digest()
+}
+
+/// The licenses of each distinct text of `todo` (`None`: unreadable). A text is matched
+/// against the SPDX texts unless an earlier text of its shape was answered from its n-grams
+/// alone and has exactly its n-grams: then the answer is that text's, the same one the
+/// matcher would give. Most license files are a standard text with their own copyright line,
+/// which the matcher's normalisation drops, so a few matches answer most files.
+fn match_texts(
+    detector: &Detector,
+    todo: &[Sha1Git],
+    text: impl Fn(&Sha1Git) -> Result<Option<String>, LicenseError> + Sync,
+    shapes: &mut Shapes,
+    counts: &mut LicenseCounts,
+) -> Result<Answers, LicenseError> {
+    // Keys first, holding no text: a chunk's texts may be large.
+    let keyed: Vec<(Sha1Git, Option<u64>)> = todo
+        .par_iter()
+        .map(|id| Ok((*id, text(id)?.map(|t| shape_key(&t)))))
+        .collect::<Result<_, LicenseError>>()?;
+    let mut out = Vec::with_capacity(todo.len());
+    let (mut firsts, mut others) = (Vec::new(), Vec::new());
+    let mut proposed = std::collections::HashSet::new();
+    for (id, key) in keyed {
+        match key {
+            None => out.push((id, None)),
+            Some(k) if shapes.contains_key(&k) || !proposed.insert(k) => others.push((id, k)),
+            Some(k) => firsts.push((id, k)),
+        }
+    }
+    // The first text of each new shape is matched, and its n-grams kept when they decide.
+    // The answer, and the n-grams to remember.
+    type Matched = (Vec<Found>, Option<TextData>);
+    let first: Vec<(Sha1Git, u64, Option<Matched>)> = firsts
+        .par_iter()
+        .map(|&(id, k)| {
+            let answer = text(&id)?.map(|t| {
+                let data = TextData::new(&t);
+                let (found, whole) = detector.answer(&data);
+                let keep = whole && t.len() <= SHAPE_BYTES;
+                (found, keep.then(|| data.without_text()))
+            });
+            Ok((id, k, answer))
+        })
+        .collect::<Result<_, LicenseError>>()?;
+    counts.texts_matched += first.len() as u64;
+    for (id, k, answer) in first {
+        let found = answer.map(|(found, data)| {
+            if let Some(d) = data.filter(|_| shapes.len() < SHAPES) {
+                shapes.insert(k, (found.clone(), d));
+            }
+            found
+        });
+        out.push((id, found));
+    }
+    // The others reuse their shape's answer when their n-grams are the same.
+    let shapes = &*shapes;
+    // The answer, and whether it was reused.
+    type Reused = (Vec<Found>, bool);
+    let rest: Vec<(Sha1Git, Option<Reused>)> = others
+        .par_iter()
+        .map(|&(id, k)| {
+            let answer = text(&id)?.map(|t| {
+                let data = TextData::new(&t);
+                match shapes.get(&k) {
+                    Some((found, seen)) if seen.ngram_matches(&data) => (found.clone(), true),
+                    _ => (detector.answer(&data).0, false),
+                }
+            });
+            Ok((id, answer))
+        })
+        .collect::<Result<_, LicenseError>>()?;
+    for (id, answer) in rest {
+        let found = answer.map(|(found, reused)| {
+            match reused {
+                true => counts.texts_reused += 1,
+                false => counts.texts_matched += 1,
+            }
+            found
+        });
+        out.push((id, found));
+    }
+    Ok(out)
 }
 
 /// The record of `revision` with the licenses `found` in its files.
@@ -487,6 +620,83 @@ mod tests {
         let none = d.detect("This is a README, not a license.\n");
         assert!(none.is_empty());
         assert_eq!(d.kind(&none), LicenseType::NoLicense);
+    }
+
+    /// Texts that differ only in their copyright line take the first one's answer; a text of
+    /// the same shape whose n-grams differ, or whose answer needed a search, is matched; every
+    /// answer is the one the matcher gives the text alone.
+    #[test]
+    fn texts_of_one_shape_share_the_matchers_answer() {
+        let d = Detector::new(0.8).unwrap();
+        let mit = spdx::text::LICENSE_TEXTS
+            .iter()
+            .find(|(n, _)| *n == "MIT")
+            .unwrap()
+            .1;
+        let with = |line: &str| mit.replacen("Copyright (c) <year> <copyright holders>", line, 1);
+        let texts: Vec<(Sha1Git, Option<String>)> = vec![
+            (Sha1Git([1; 20]), Some(with("Copyright (c) 2024 Jane Doe"))),
+            (
+                Sha1Git([2; 20]),
+                Some(with("Copyright (c) 2011 Someone Else")),
+            ),
+            // Same shape (the `(c)` line is left out of the key), other n-grams.
+            (
+                Sha1Git([3; 20]),
+                Some(with(
+                    "Copyright (c) 1999 X\nPortions (c) vendored zlib parts, see below",
+                )),
+            ),
+            // Not a license as a whole: the matcher searches a stretch.
+            (
+                Sha1Git([4; 20]),
+                Some(format!(
+                    "{}\n\nBundled tools\n{}",
+                    "x ".repeat(400),
+                    with("Copyright 2020 Y")
+                )),
+            ),
+            (Sha1Git([5; 20]), None),
+        ];
+        let text = |id: &Sha1Git| -> Result<Option<String>, LicenseError> {
+            Ok(texts
+                .iter()
+                .find(|(i, _)| i == id)
+                .and_then(|(_, t)| t.clone()))
+        };
+        let ids: Vec<Sha1Git> = texts.iter().map(|(i, _)| *i).collect();
+        let mut shapes = Shapes::new();
+        let mut counts = LicenseCounts::default();
+        let got = match_texts(&d, &ids, text, &mut shapes, &mut counts).unwrap();
+        assert_eq!(got.len(), texts.len());
+        for (id, found) in &got {
+            let t = texts.iter().find(|(i, _)| i == id).unwrap().1.as_deref();
+            assert_eq!(
+                found.as_deref(),
+                t.map(|t| d.detect(t)).as_deref(),
+                "{id:?}"
+            );
+        }
+        assert_eq!(
+            names(
+                &d,
+                got.iter()
+                    .find(|g| g.0 == ids[1])
+                    .unwrap()
+                    .1
+                    .as_ref()
+                    .unwrap()
+            ),
+            ["MIT"]
+        );
+        assert_eq!((counts.texts_matched, counts.texts_reused), (3, 1));
+        // A later chunk reuses the remembered shape.
+        let later = with("Copyright (c) 2001-2003 The Later Authors");
+        let text =
+            |_: &Sha1Git| -> Result<Option<String>, LicenseError> { Ok(Some(later.clone())) };
+        let got = match_texts(&d, &[Sha1Git([6; 20])], text, &mut shapes, &mut counts).unwrap();
+        assert_eq!(got[0].1.as_deref(), Some(d.detect(&later).as_slice()));
+        assert_eq!((counts.texts_matched, counts.texts_reused), (3, 2));
     }
 
     #[test]

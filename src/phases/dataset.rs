@@ -51,6 +51,7 @@ fn licenses(ctx: &Context) -> Result<(Table, BuildCounts), PhaseError> {
         license_revisions: c.revisions,
         license_files: c.files,
         license_texts_matched: c.texts_matched,
+        license_texts_reused: c.texts_reused,
         license_texts_unreadable: c.texts_unreadable,
         license_micros: c.micros,
         ..BuildCounts::default()
