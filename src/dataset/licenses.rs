@@ -24,7 +24,9 @@
 //! Most license files are a standard text with their own copyright line, which the matcher's
 //! normalisation drops: a text whose n-grams equal those of an earlier text that matched a
 //! license as a whole (no stretch searched) takes that text's answer, which is the one the
-//! matcher would give, at the cost of its normalisation alone ([`match_texts`]).
+//! matcher would give, at the cost of reading it twice (for its key, then its n-grams) and
+//! normalising it ([`match_texts`]). A search for stretches depends on the lines too, so an
+//! answer that needed one is never shared.
 //!
 //! Memory: the matcher's store (the SPDX texts' n-grams, about 40 MB), one chunk of
 //! [`CHUNK`] license files and their texts, the answers of at most [`CACHE`] distinct texts
@@ -623,8 +625,9 @@ mod tests {
     }
 
     /// Texts that differ only in their copyright line take the first one's answer; a text of
-    /// the same shape whose n-grams differ, or whose answer needed a search, is matched; every
-    /// answer is the one the matcher gives the text alone.
+    /// the same shape whose n-grams differ, or whose shape's answer needed a search (which
+    /// depends on the lines, not only the n-grams), is matched; every answer is the one the
+    /// matcher gives the text alone.
     #[test]
     fn texts_of_one_shape_share_the_matchers_answer() {
         let d = Detector::new(0.8).unwrap();
@@ -653,6 +656,16 @@ mod tests {
                 Some(format!(
                     "{}\n\nBundled tools\n{}",
                     "x ".repeat(400),
+                    with("Copyright 2020 Y")
+                )),
+            ),
+            // Its shape and n-grams, other line breaks: a searched answer depends on the
+            // lines, so it is never reused.
+            (
+                Sha1Git([7; 20]),
+                Some(format!(
+                    "{}\n\nBundled tools\n{}",
+                    format!("{}\n", "x ".repeat(20)).repeat(20),
                     with("Copyright 2020 Y")
                 )),
             ),
@@ -689,14 +702,14 @@ mod tests {
             ),
             ["MIT"]
         );
-        assert_eq!((counts.texts_matched, counts.texts_reused), (3, 1));
+        assert_eq!((counts.texts_matched, counts.texts_reused), (4, 1));
         // A later chunk reuses the remembered shape.
         let later = with("Copyright (c) 2001-2003 The Later Authors");
         let text =
             |_: &Sha1Git| -> Result<Option<String>, LicenseError> { Ok(Some(later.clone())) };
         let got = match_texts(&d, &[Sha1Git([6; 20])], text, &mut shapes, &mut counts).unwrap();
         assert_eq!(got[0].1.as_deref(), Some(d.detect(&later).as_slice()));
-        assert_eq!((counts.texts_matched, counts.texts_reused), (3, 2));
+        assert_eq!((counts.texts_matched, counts.texts_reused), (4, 2));
     }
 
     #[test]

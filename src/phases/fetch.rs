@@ -245,11 +245,15 @@ impl Fetcher {
         store: &mut PackStore,
         tag: u32,
     ) -> Result<FetchCounts, PhaseError> {
-        let Some(runtime) = self.runtime.as_ref() else {
-            return Ok(FetchCounts::default());
-        };
         let store_dir = store.dir().to_owned();
         let store_dir = store_dir.as_path();
+        let Some(runtime) = self.runtime.as_ref() else {
+            // Only `drop` takes the runtime; never report an empty fetch as done.
+            return Err(PhaseError::io(
+                store_dir,
+                std::io::Error::other("the fetch's runtime has stopped"),
+            ));
+        };
         let (tx, rx) = std::sync::mpsc::sync_channel::<Stored>(64);
         std::thread::scope(|s| -> Result<FetchCounts, PhaseError> {
             // The writer: the only place the store is written, in arrival order.
@@ -386,7 +390,8 @@ fn tally(joined: TaskResult, counts: &mut FetchCounts) {
 
 /// Blobs fetched per round. A round's wanted list and statuses (about 64 MB) are what the
 /// fetch holds beside the store indexes; the rounds share one [`Fetcher`], so the limit
-/// carries from one to the next, and a round's last slow requests hold up only its own end.
+/// carries from one to the next. Rounds run one after the other: a round's slowest requests
+/// delay the next round's start, which a million blobs amortise.
 const ROUND: usize = 1 << 20;
 
 /// Fetches `wants` (one shard's blobs, sorted by sha1, distinct) into the shard's pack store,
