@@ -510,8 +510,8 @@ fn match_texts(
             Some(k) => firsts.push((id, k)),
         }
     }
-    // The first text of each new shape is matched, and its n-grams kept when they decide.
-    // The answer, and the n-grams to remember.
+    // The first text of each new shape is matched, and its n-grams kept when they decide:
+    // each gives its answer and the n-grams to remember.
     type Matched = (Vec<Found>, Option<TextData>);
     let first: Vec<(Sha1Git, u64, Option<Matched>)> = firsts
         .par_iter()
@@ -537,7 +537,7 @@ fn match_texts(
     }
     // The others reuse their shape's answer when their n-grams are the same.
     let shapes = &*shapes;
-    // The answer, and whether it was reused.
+    // Each gives its answer and whether it was reused.
     type Reused = (Vec<Found>, bool);
     let rest: Vec<(Sha1Git, Option<Reused>)> = others
         .par_iter()

@@ -425,19 +425,18 @@ pub fn run(ctx: &Context, wants: impl Iterator<Item = Want>) -> Result<FetchCoun
         if !todo.is_empty() {
             // Connected only when some blob is wanted: a rerun with everything stored needs
             // no source.
-            let f = match fetcher.take() {
-                Some(f) => f,
-                None => Fetcher::new(opts, &own)?,
-            };
-            let c = f.fetch(&todo, &mut store, tag);
-            fetcher = Some(f);
-            let c = c?;
-            counts.add(&c);
-            // The limit's figures are the session's so far, not this round's.
-            counts.concurrency_peak = c.concurrency_peak;
-            counts.concurrency_end = c.concurrency_end;
-            counts.concurrency_low = c.concurrency_low;
-            counts.throttle_cuts = c.throttle_cuts;
+            if fetcher.is_none() {
+                fetcher = Some(Fetcher::new(opts, &own)?);
+            }
+            if let Some(f) = &fetcher {
+                let c = f.fetch(&todo, &mut store, tag)?;
+                counts.add(&c);
+                // The limit's figures are the session's so far, not this round's.
+                counts.concurrency_peak = c.concurrency_peak;
+                counts.concurrency_end = c.concurrency_end;
+                counts.concurrency_low = c.concurrency_low;
+                counts.throttle_cuts = c.throttle_cuts;
+            }
         }
         let rows: Vec<(Sha1, BlobStatus)> = round
             .iter()
